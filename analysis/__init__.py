@@ -1,0 +1,1 @@
+"""babelmap.analysis: linguistic measures, correlation, clustering, figures, transfer, reports."""

@@ -1,0 +1,5 @@
+import sys
+
+from babelmap.cli import main
+
+sys.exit(main())

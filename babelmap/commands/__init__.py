@@ -1,0 +1,1 @@
+"""One module per `babelmap` subcommand (see babelmap/cli.py for the protocol)."""

@@ -1,0 +1,1 @@
+"""babelmap.kernels: similarity, bootstrap, nearest languages and lexical distance over stores."""
