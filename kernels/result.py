@@ -1,0 +1,252 @@
+"""SimilarityResult: the mPLM-Sim measure for all layers and all language pairs, plus support.
+
+One HDF5 file (DESIGN.md, "SimilarityResult"):
+
+| path | shape, dtype | meaning |
+|---|---|---|
+| `/languages` | [L] utf-8 str | language ids |
+| `/layers` | [K'] int64 | which hidden states (0 = embedding output) |
+| `/sim` | [K', L, L] float32 | mean cosine over shared sentences; diagonal 1; NaN where count is 0 |
+| `/count` | [L, L] int32 | shared sentences per pair |
+| `/stderr`, `/ci_low`, `/ci_high` | [K', L, L] float32 | bootstrap, when asked |
+
+File attributes: the store's provenance, `measure = "cosine-mean"`, bootstrap settings.
+Files are written through a temporary name and renamed, so a file at the final path is complete.
+"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from babelmap.engine.errors import LanguageError, StoreError
+from babelmap.kernels.matrix import LanguageMatrix
+
+FORMAT = "babelmap.similarity"
+FORMAT_VERSION = 1
+_OPTIONAL = ("stderr", "ci_low", "ci_high")
+
+
+def _decode(a) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in a]
+
+
+def _attr_value(v: Any) -> Any:
+    """A value HDF5 can hold as an attribute (None -> "", dict/list -> JSON)."""
+    if v is None:
+        return ""
+    if isinstance(v, (dict, list, tuple)):
+        return json.dumps(v)
+    return v
+
+
+class SimilarityResult:
+    """Per-layer language-by-language similarity (`sim[K', L, L]`) with pair support (`count[L, L]`).
+
+    `layers` are hidden-state indices as in the store (0 = embedding output), so `layer=12` means
+    hidden state 12, not position 12 in `layers`. Optional bootstrap arrays `stderr`, `ci_low`,
+    `ci_high` have the shape of `sim`. `attrs` carries provenance and the computation's settings.
+    """
+
+    def __init__(self, languages: Sequence[str], layers: Sequence[int], sim: np.ndarray, count: np.ndarray,
+                 stderr: np.ndarray | None = None, ci_low: np.ndarray | None = None,
+                 ci_high: np.ndarray | None = None, attrs: Mapping | None = None):
+        self._languages = [str(x) for x in languages]
+        self._layers = [int(k) for k in layers]
+        L, K = len(self._languages), len(self._layers)
+        if len(set(self._languages)) != L:
+            raise ValueError("duplicate language ids in SimilarityResult")
+        if len(set(self._layers)) != K:
+            raise ValueError("duplicate layers in SimilarityResult")
+        self.sim = np.asarray(sim, dtype=np.float32)
+        self.count = np.asarray(count, dtype=np.int32)
+        if self.sim.shape != (K, L, L):
+            raise ValueError(f"sim must be [{K}, {L}, {L}] (layers, languages, languages), got {self.sim.shape}")
+        if self.count.shape != (L, L):
+            raise ValueError(f"count must be [{L}, {L}], got {self.count.shape}")
+        self.stderr = None if stderr is None else np.asarray(stderr, dtype=np.float32)
+        self.ci_low = None if ci_low is None else np.asarray(ci_low, dtype=np.float32)
+        self.ci_high = None if ci_high is None else np.asarray(ci_high, dtype=np.float32)
+        for name in _OPTIONAL:
+            a = getattr(self, name)
+            if a is not None and a.shape != self.sim.shape:
+                raise ValueError(f"{name} must have the shape of sim {self.sim.shape}, got {a.shape}")
+        self.attrs: dict = dict(attrs or {})
+        self._index = {l: i for i, l in enumerate(self._languages)}
+        self._layer_pos = {k: i for i, k in enumerate(self._layers)}
+
+    # -- axes ----------------------------------------------------------------------------
+    @property
+    def languages(self) -> list[str]:
+        return list(self._languages)
+
+    @property
+    def layers(self) -> list[int]:
+        return list(self._layers)
+
+    def __len__(self) -> int:
+        return len(self._languages)
+
+    def __contains__(self, lang: str) -> bool:
+        return lang in self._index
+
+    def index(self, lang: str) -> int:
+        """Position of a language id (LanguageError with suggestions when unknown)."""
+        try:
+            return self._index[lang]
+        except KeyError:
+            from babelmap.engine.languages import suggest
+            close = ", ".join(suggest(lang, self._languages)) or "none"
+            raise LanguageError(f"language {lang!r} is not in this similarity result "
+                                f"({len(self._languages)} languages; close: {close})") from None
+
+    def layer_index(self, layer: int | None = None) -> int:
+        """Position in `layers` of hidden state `layer`; None = the last layer, negative values
+        count from the end of `layers` (-1 = last)."""
+        if layer is None:
+            return len(self._layers) - 1
+        layer = int(layer)
+        if layer in self._layer_pos:
+            return self._layer_pos[layer]
+        if layer < 0 and -layer <= len(self._layers):
+            return len(self._layers) + layer
+        raise KeyError(f"layer {layer} is not in this similarity result (layers: {self._layers})")
+
+    # -- access --------------------------------------------------------------------------
+    def get(self, a: str, b: str, layer: int | None = None) -> float:
+        """sim(a, b) at hidden state `layer` (None = the last layer); NaN when no shared sentence."""
+        return float(self.sim[self.layer_index(layer), self.index(a), self.index(b)])
+
+    def get_count(self, a: str, b: str) -> int:
+        """Number of sentences a and b share."""
+        return int(self.count[self.index(a), self.index(b)])
+
+    def matrix(self, layer: int | None = None) -> LanguageMatrix:
+        """The square matrix of one layer as a LanguageMatrix named `mplm-sim@<layer>`;
+        languages with no sentence at all are listed in `missing`."""
+        k = self.layer_index(layer)
+        missing = [l for i, l in enumerate(self._languages) if self.count[i, i] == 0]
+        notes = {l: "no sentence in the store" for l in missing}
+        return LanguageMatrix(self._languages, self.sim[k].astype(np.float64), f"mplm-sim@{self._layers[k]}",
+                              missing, notes)
+
+    def nearest(self, lang: str, k: int = 10, layer: int | None = None, device: str = "cpu"
+                ) -> list[tuple[str, float]]:
+        """The k languages most similar to `lang` at `layer` (itself and NaN pairs excluded),
+        most similar first, as (language id, similarity)."""
+        from babelmap.kernels.nearest import top_k
+        i = self.index(lang)
+        kpos = self.layer_index(layer)
+        idx, val = top_k(self.sim[kpos], k, rows=[i], device=device)
+        return [(self._languages[j], float(v)) for j, v in zip(idx[0], val[0]) if j >= 0]
+
+    def subset(self, languages: Sequence[str]) -> "SimilarityResult":
+        """Restrict (and reorder) to the given languages, which must all be present."""
+        idx = np.array([self.index(l) for l in languages], dtype=np.int64)
+        ix = np.ix_(np.arange(len(self._layers)), idx, idx)
+        opt = {n: (None if getattr(self, n) is None else getattr(self, n)[ix]) for n in _OPTIONAL}
+        return SimilarityResult(list(languages), self._layers, self.sim[ix], self.count[np.ix_(idx, idx)],
+                                attrs=dict(self.attrs), **opt)
+
+    def select_layers(self, layers: Sequence[int]) -> "SimilarityResult":
+        """Keep only the given hidden states (in the given order)."""
+        pos = [self.layer_index(k) for k in layers]
+        opt = {n: (None if getattr(self, n) is None else getattr(self, n)[pos]) for n in _OPTIONAL}
+        return SimilarityResult(self._languages, [self._layers[p] for p in pos], self.sim[pos], self.count,
+                                attrs=dict(self.attrs), **opt)
+
+    def to_pandas(self, full: bool = False):
+        """Long table with columns layer, a, b, sim, count (and stderr, ci_low, ci_high when
+        present). By default one row per unordered pair (a before b in `languages`, no diagonal);
+        `full=True` gives every ordered pair including the diagonal."""
+        import pandas as pd
+        L, K = len(self._languages), len(self._layers)
+        if full:
+            ia, ib = np.divmod(np.arange(L * L), L)
+        else:
+            ia, ib = np.triu_indices(L, k=1)
+        n = len(ia)
+        langs = np.array(self._languages, dtype=object)
+        cols: dict = {
+            "layer": np.repeat(np.array(self._layers, dtype=np.int64), n),
+            "a": np.tile(langs[ia], K),
+            "b": np.tile(langs[ib], K),
+            "sim": self.sim[:, ia, ib].reshape(-1),
+            "count": np.tile(self.count[ia, ib], K),
+        }
+        for name in _OPTIONAL:
+            a = getattr(self, name)
+            if a is not None:
+                cols[name] = a[:, ia, ib].reshape(-1)
+        return pd.DataFrame(cols)
+
+    # -- files ---------------------------------------------------------------------------
+    def export_tsv(self, folder: str | os.PathLike, diagonal_empty: bool = True) -> list[Path]:
+        """One square TSV per layer, `<folder>/sents_layer<N>.tsv`, in the reference release format
+        (ids as row and column labels, tab separated, empty diagonal as released; NaN cells empty)."""
+        folder = Path(folder)
+        folder.mkdir(parents=True, exist_ok=True)
+        out = []
+        for k in self._layers:
+            out.append(self.matrix(k).to_tsv(folder / f"sents_layer{k}.tsv", diagonal_empty=diagonal_empty))
+        return out
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the HDF5 file (DESIGN.md layout) through a temporary name, then rename."""
+        import h5py
+        from babelmap.engine.store import tmp_path
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = tmp_path(path)
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("languages", data=np.array(self._languages, dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
+                f.create_dataset("layers", data=np.array(self._layers, dtype=np.int64))
+                f.create_dataset("sim", data=self.sim, dtype=np.float32)
+                f.create_dataset("count", data=self.count, dtype=np.int32)
+                for name in _OPTIONAL:
+                    a = getattr(self, name)
+                    if a is not None:
+                        f.create_dataset(name, data=a, dtype=np.float32)
+                attrs = {"measure": "cosine-mean", **self.attrs,
+                         "result_format": FORMAT, "result_format_version": FORMAT_VERSION}
+                for k, v in attrs.items():
+                    f.attrs[k] = _attr_value(v)
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "SimilarityResult":
+        """Read a file written by `save`."""
+        import h5py
+        path = Path(path)
+        if not path.exists():
+            raise StoreError(f"no similarity result at {path}")
+        try:
+            f = h5py.File(path, "r")
+        except OSError as e:
+            raise StoreError(f"{path} is not a readable HDF5 file ({e})") from e
+        with f:
+            for need in ("languages", "layers", "sim", "count"):
+                if need not in f:
+                    raise StoreError(f"{path} is not a similarity result: dataset /{need} is missing")
+            attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            attrs = {k: (v.decode() if isinstance(v, bytes) else v) for k, v in attrs.items()}
+            opt = {n: (f[n][()] if n in f else None) for n in _OPTIONAL}
+            return cls(_decode(f["languages"][()]), [int(x) for x in f["layers"][()]], f["sim"][()],
+                       f["count"][()], attrs=attrs, **opt)
+
+    def __repr__(self) -> str:
+        boot = f", bootstrap B={self.attrs.get('bootstrap')}" if self.stderr is not None else ""
+        return (f"<SimilarityResult: {len(self._languages)} languages x {len(self._layers)} layers "
+                f"{self._layers[:3]}{'...' if len(self._layers) > 3 else ''}{boot}, "
+                f"model={self.attrs.get('model', '')!r}>")
