@@ -85,6 +85,13 @@ def fingerprint_dir(path: Path) -> str:
     return h.hexdigest()
 
 
+def _fingerprint(path: Path, name: str) -> str:
+    if name == "multilingual-e5-small-q4":
+        from babelmap.engine.models.default_e5 import default_fingerprint
+        return default_fingerprint()
+    return fingerprint_dir(path)
+
+
 def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str = "float32",
                prefix: str | None = None) -> LoadedModel:
     """Load a model for extraction. `None` means the embedded default model."""
@@ -114,4 +121,4 @@ def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str 
     cfg = json.loads((path / "config.json").read_text())
     return LoadedModel(name=str(name), model=model, tokenizer=tok, prefix=default_prefix if prefix is None else prefix,
                        max_length=min(512, int(cfg.get("max_position_embeddings", 512))),
-                       fingerprint=fingerprint_dir(path), device=dev, dtype=DTYPES[dtype])
+                       fingerprint=_fingerprint(path, name), device=dev, dtype=DTYPES[dtype])
