@@ -1,0 +1,107 @@
+"""Plain reader: a folder of line-aligned `<lang>.txt` files (line i of every file = sentence i).
+
+The file name is a language code in any form `normalize_code` accepts (`deu_Latn`, `de`, `pt_BR`,
+`sr_Latn`, `eng_Latn-kjv`); without a script in the name the script is detected from the text.
+An empty line is a missing sentence. Sentence ids are line numbers (`1`, `2`, ...).
+"""
+from __future__ import annotations
+
+import re
+from collections import Counter
+from pathlib import Path
+
+from babelmap.engine.corpora.base import ParallelCorpus
+from babelmap.engine.corpora.common import (Skips, check_ids_unique, language_error_as_corpus_error,
+                                            read_lines)
+from babelmap.engine.errors import CorpusError, LanguageError
+from babelmap.engine.languages import detect_script, language_name, normalize_code, script_of
+
+_HAS_SCRIPT = re.compile(r"[-_][A-Za-z]{4}(?:[-_]|$)")
+
+
+def id_from_stem(stem: str, lines: list[str] | None = None) -> str:
+    """A file stem -> language id; the script is detected from `lines` when the stem has none."""
+    if _HAS_SCRIPT.search(stem) or lines is None:
+        return normalize_code(stem)
+    script = detect_script(lines[:2000])
+    return normalize_code(stem, script=script)
+
+
+def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skips) -> tuple[int, set[str]]:
+    """All files must have the same number of lines: the most common count is taken as right and
+    every other file is an error naming its count (or, skipping, is dropped)."""
+    if not counts:
+        return 0, set()
+    expected, _ = Counter(counts.values()).most_common(1)[0]
+    bad = set()
+    for lang, n in sorted(counts.items()):
+        if n != expected:
+            bad.add(lang)
+            skips.handle(CorpusError(f"{n} lines, but its sibling files have {expected}: sentences would be "
+                                     "misaligned", file=files[lang], line=min(n, expected) + 1, language=lang,
+                                     hint="fix the file so that line i is the translation of line i everywhere, "
+                                          "or pass --skip-bad to leave it out"))
+    return expected, bad
+
+
+def read_plain(path: str | Path, *, skip_bad: bool = False, name: str | None = None,
+               suffix: str = ".txt") -> ParallelCorpus:
+    """Read a folder of line-aligned `<lang>.txt` files into a ParallelCorpus."""
+    folder = Path(path)
+    if not folder.is_dir():
+        raise CorpusError("not a folder of <lang>.txt files", file=str(folder))
+    skips = Skips(skip_bad)
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+    by_id: dict[str, list[str]] = {}
+    rows: dict[str, list[str]] = {}
+    src: dict[str, str] = {}
+    for f in files:
+        stem = f.name[: -len(suffix)]
+        try:
+            lines = read_lines(f, language=stem)
+        except CorpusError as e:
+            skips.handle(e)
+            continue
+        try:
+            lang = id_from_stem(stem, lines)
+        except LanguageError as e:
+            skips.handle(language_error_as_corpus_error(e, str(f), stem))
+            continue
+        by_id.setdefault(lang, []).append(str(f))
+        rows[lang], src[lang] = lines, str(f)
+    for lang in check_ids_unique(by_id, skips):
+        rows.pop(lang, None)
+    n, bad = check_line_counts({l: len(r) for l, r in rows.items()}, src, skips)
+    for lang in bad:
+        rows.pop(lang)
+    return build_corpus(name or f"plain:{folder.name}", rows, src, [str(i + 1) for i in range(n)], skips,
+                        folder)
+
+
+def build_corpus(name: str, rows: dict[str, list[str]], src: dict[str, str], sentence_ids: list[str],
+                 skips: Skips, where: Path | str, extra_meta: dict[str, dict] | None = None) -> ParallelCorpus:
+    """Line rows (empty line = missing) -> ParallelCorpus; an empty corpus or an empty file is an error."""
+    texts, langs, meta = [], [], {}
+    for lang in sorted(rows):
+        row = [t if t.strip() else None for t in rows[lang]]
+        if not any(t is not None for t in row):
+            skips.handle(CorpusError("no text in this file", file=src[lang], language=lang,
+                                     hint="remove the empty file or pass --skip-bad"))
+            continue
+        langs.append(lang)
+        texts.append(row)
+        m = {"name": _name(lang), "script": script_of(lang), "file": src[lang], "licence": None,
+             "variant": lang.split("-", 1)[1] if "-" in lang else None}
+        m.update((extra_meta or {}).get(lang, {}))
+        meta[lang] = m
+    if not langs or not sentence_ids:
+        raise CorpusError("empty corpus: no language with any sentence", file=str(where),
+                          hint="check the path and the format")
+    return ParallelCorpus(name, langs, sentence_ids, texts, meta, skips.records)
+
+
+def _name(lang: str) -> str | None:
+    try:
+        return language_name(lang)
+    except LanguageError:
+        return None
