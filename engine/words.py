@@ -318,6 +318,38 @@ def join_parts(parts: Path, out: Path, languages: Sequence[str], sentence_ids: S
     return out
 
 
+def write_word_store(path: str | os.PathLike, sentence_ids: Sequence[str], words: dict,
+                     attrs: dict | None = None, dtype: str = "float16") -> Path:
+    """Write a word store from memory: `words[lang] = (offsets [S+1], tokens [N], embeddings
+    [K, N, H])` (optionally a 4th item, valid [N]). For tests, benchmarks and small jobs."""
+    path = Path(path)
+    langs = sorted(words)
+    tmp = tmp_path(path)
+    with h5py.File(tmp, "w") as f:
+        f.create_dataset("languages", data=np.array(langs, dtype=object), dtype=STR)
+        f.create_dataset("sentence_ids", data=np.array(list(sentence_ids), dtype=object), dtype=STR)
+        mask = np.zeros((len(langs), len(sentence_ids)), bool)
+        for i, lang in enumerate(langs):
+            off, toks, emb, *rest = words[lang]
+            off = np.asarray(off, np.int64)
+            if len(off) != len(sentence_ids) + 1 or off[-1] != len(toks) or np.shape(emb)[1] != len(toks):
+                raise StoreError(f"{lang}: offsets, tokens and embeddings do not agree")
+            g = f.create_group(f"words/{lang}")
+            g.create_dataset("offsets", data=off)
+            g.create_dataset("tokens", data=np.array(list(toks), dtype=object), dtype=STR)
+            g.create_dataset("valid", data=np.asarray(rest[0], bool) if rest else np.ones(len(toks), bool))
+            K, N, H = np.shape(emb)
+            g.create_dataset("embeddings", data=np.asarray(emb, dtype), chunks=(1, _chunk_words(H, 2, N), H) if N else None)
+            mask[i] = np.diff(off) > 0
+        f.create_dataset("mask", data=mask)
+        base = {k: "" for k in PROVENANCE_KEYS}
+        base.update(dtype=dtype, **(attrs or {}))
+        for k, v in default_attrs(format=FORMAT, format_version=FORMAT_VERSION, **base).items():
+            f.attrs[k] = v
+    os.replace(tmp, path)
+    return path
+
+
 def extract_words(corpus, out: str | os.PathLike, model=None, *, languages: Sequence[str] | None = None,
                   pooling: str = "mean", segmentation: str = "unicode", store_dtype: str = "float16",
                   device: str = "auto", dtype: str = "float32", max_length: int | None = None,
