@@ -1,9 +1,15 @@
-"""Torch versions of the kernels (GPU, or CPU torch), chosen at run time, never at import time.
+"""Torch versions of the kernels (GPU, or multithreaded MKL on the CPU), chosen at run time.
 
-Every function here has a Numba/NumPy twin in `numba_kernels.py` with the same results
-(to float32 tolerance); `pick` in that module dispatches on the device.
+Every function here has a NumPy/Numba twin (`similarity.NumpyGram`, `numba_kernels.py`) with the
+same results to float32 tolerance. TF32 is switched off for every matmul here: released
+similarity matrices crowd near 1 (0.982..0.999 in a top layer), where TF32's 10-bit mantissa
+(spacing ~1e-3) would blur the differences we measure.
 """
 from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
 
 
 def cuda_available() -> bool:
@@ -23,7 +29,97 @@ def resolve_device(device: str = "auto") -> str:
     if device.startswith("cuda") and not cuda_available():
         from babelmap.engine.errors import BabelmapError
         raise BabelmapError("device 'cuda' was asked for but torch sees no CUDA GPU; use --device cpu or auto")
-    if device not in ("cpu",) and not device.startswith("cuda"):
+    if device != "cpu" and not device.startswith("cuda"):
         from babelmap.engine.errors import BabelmapError
         raise BabelmapError(f"unknown device {device!r}: use auto, cpu or cuda")
     return device
+
+
+def _no_tf32() -> None:
+    import torch
+    torch.backends.cuda.matmul.allow_tf32 = False
+    torch.backends.cudnn.allow_tf32 = False
+    torch.set_float32_matmul_precision("highest")
+
+
+def _tdtype(precision: str):
+    import torch
+    return torch.float64 if precision == "float64" else torch.float32
+
+
+class TorchGram:
+    """Streaming accumulator of per-layer Grams of L2-normalised, masked sentence embeddings.
+
+    `add(block[L, Kstore, s, H], present[L, s], groups)` adds, for every selected layer k,
+    X_k X_k^T with X_k = [L, s*H] (rows normalised per sentence, missing rows zero) and the mask
+    Gram P P^T for the counts; products in `precision`, sums in float64. With `groups` (one
+    bootstrap-block id per sentence) it also returns the per-group Grams for the bootstrap.
+    """
+
+    def __init__(self, n_languages: int, layer_index: Sequence[int], precision: str = "float32",
+                 device: str = "cpu", mean: np.ndarray | None = None):
+        import torch
+        _no_tf32()
+        self.torch = torch
+        self.device = torch.device(device)
+        self.dtype = _tdtype(precision)
+        self.layer_index = list(layer_index)
+        L, K = n_languages, len(self.layer_index)
+        self.G = torch.zeros((K, L, L), dtype=torch.float64, device=self.device)
+        self.C = torch.zeros((L, L), dtype=torch.float64, device=self.device)
+        self.mean = None if mean is None else torch.as_tensor(mean, dtype=self.dtype, device=self.device)
+
+    def _normalised(self, raw, present, kpos: int):
+        x = raw[:, self.layer_index[kpos]].to(self.dtype)          # [L, s, H]
+        if self.mean is not None:
+            x = x - self.mean[kpos]
+        nrm = self.torch.linalg.vector_norm(x, dim=-1)               # [L, s]
+        scale = self.torch.where(nrm > 0, 1.0 / nrm.clamp_min(1e-300 if self.dtype == self.torch.float64
+                                                              else 1e-30), self.torch.zeros_like(nrm))
+        scale = scale * present
+        return x * scale.unsqueeze(-1)
+
+    def add(self, block: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None
+            ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Accumulate one block; returns [(group, G_g[K, L, L] float32, C_g[L, L])] when `groups`."""
+        torch = self.torch
+        raw = torch.from_numpy(np.ascontiguousarray(block)).to(self.device, non_blocking=True)
+        pres = torch.from_numpy(np.ascontiguousarray(present)).to(self.device).to(self.dtype)
+        L, s = pres.shape
+        if groups is None:
+            spans = [(None, slice(None))]
+        else:
+            spans = [(int(g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
+        out = []
+        grams = {g: [] for g, _ in spans}
+        for kpos in range(len(self.layer_index)):
+            x = self._normalised(raw, pres, kpos)
+            for g, sel in spans:
+                xs = x if g is None else x[:, torch.from_numpy(sel).to(self.device)]
+                X = xs.reshape(L, -1)
+                Gk = X @ X.T
+                self.G[kpos] += Gk.to(torch.float64)
+                if g is not None:
+                    grams[g].append(Gk)
+        for g, sel in spans:
+            ps = pres if g is None else pres[:, torch.from_numpy(sel).to(self.device)]
+            Cg = ps @ ps.T
+            self.C += Cg.to(torch.float64)
+            if g is not None:
+                out.append((g, torch.stack(grams[g]).float().cpu().numpy(), Cg.double().cpu().numpy()))
+        return out
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        """(G [K, L, L] float64, C [L, L] int64) as NumPy arrays."""
+        return self.G.cpu().numpy(), np.rint(self.C.cpu().numpy()).astype(np.int64)
+
+
+def layer_sums(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int], device: str = "cpu"
+               ) -> np.ndarray:
+    """Sum over languages and present sentences of the raw embeddings, per selected layer:
+    [K', H] float64 (the first pass of `center=True`)."""
+    import torch
+    raw = torch.from_numpy(np.ascontiguousarray(block)).to(device)
+    pres = torch.from_numpy(np.ascontiguousarray(present)).to(device).to(torch.float64)
+    out = [torch.einsum("ls,lsh->h", pres, raw[:, k].to(torch.float64)) for k in layer_index]
+    return torch.stack(out).cpu().numpy()

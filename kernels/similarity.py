@@ -1,0 +1,363 @@
+"""All-layer, all-pair language similarity (the mPLM-Sim measure) streamed from a store.
+
+For hidden state k and languages a, b with shared sentences P(a, b):
+
+    sim_k(a, b) = mean_{s in P(a, b)} cos(e_k(a, s), e_k(b, s)),   count(a, b) = |P(a, b)|.
+
+With every row L2-normalised and the rows of missing sentences zeroed, the sum of cosines over
+shared sentences is one Gram matrix over the concatenated (sentence, hidden) axis,
+G_k = X_k X_k^T with X_k = [L, S*H], and count is the Gram of the presence mask P P^T. So all
+pairs of all layers are BLAS-3 products, accumulated over sentence blocks of the store (blocks
+aligned to its HDF5 chunks), while a background thread reads the next block.
+
+Conventions: the diagonal is 1 (with count = the language's number of sentences); a pair that
+shares no sentence has count 0 and sim NaN (also on the diagonal of a language without any
+sentence). A present sentence whose embedding is exactly zero counts, with cosine 0.
+
+Memory bound (L' languages, K' selected layers, K stored layers, H hidden, itemsize of the store):
+    2 raw blocks            2 * L' * K * s * H * itemsize     (s = one chunk row: ~ 2 * L' MiB)
+  + one layer's work        ~3 * L' * s * H * 4 (8 with float64)
+  + accumulators            (K' + 1) * L'^2 * 8
+  + bootstrap (B > 0)       n_blocks * (K' + 1) * L'^2 * 4     (n_blocks = sentences / bootstrap_block)
+e.g. 1000 languages x 49 hidden states (H = 1024, float16): 2 GB + 0.1 GB + 0.4 GB ~ 2.5 GB.
+"""
+from __future__ import annotations
+
+import math
+import os
+import time
+from concurrent.futures import ThreadPoolExecutor
+from typing import Sequence
+
+import numpy as np
+
+from babelmap.engine.errors import BabelmapError, StoreError
+from babelmap.kernels.result import SimilarityResult
+
+TARGET_BLOCK_BYTES = 64 << 20
+
+
+# ---------------------------------------------------------------------------------------------
+# sources: a store, or arrays in memory with the same reading interface
+# ---------------------------------------------------------------------------------------------
+class ArraySource:
+    """In-memory embeddings [L, K, S, H] (+ mask [L, S]) behind the store's reading interface,
+    so the streamed kernel also serves arrays (tests, small jobs, the API)."""
+
+    def __init__(self, embeddings: np.ndarray, mask: np.ndarray | None = None,
+                 languages: Sequence[str] | None = None, sentence_ids: Sequence[str] | None = None,
+                 attrs: dict | None = None, chunk_sentences: int | None = None):
+        self._emb = np.asarray(embeddings)
+        L, K, S, H = self._emb.shape
+        self._mask = np.ones((L, S), bool) if mask is None else np.asarray(mask, bool)
+        self.languages = list(languages) if languages is not None else [f"lang{i}" for i in range(L)]
+        self.sentence_ids = list(sentence_ids) if sentence_ids is not None else [str(i) for i in range(S)]
+        self.attrs = dict(attrs or {})
+        self.chunk_sentences = int(chunk_sentences or max(1, min(S, 64)))
+        self.path = None
+        self._index = {l: i for i, l in enumerate(self.languages)}
+
+    shape = property(lambda self: tuple(self._emb.shape))
+    layers = property(lambda self: list(range(self._emb.shape[1])))
+    dtype = property(lambda self: self._emb.dtype)
+    mask = property(lambda self: self._mask)
+
+    def index(self, lang: str) -> int:
+        try:
+            return self._index[lang]
+        except KeyError:
+            raise StoreError(f"language {lang!r} is not in these embeddings") from None
+
+    def block(self, sentences=None, layers=None, languages=None) -> np.ndarray:
+        sl = sentences if sentences is not None else slice(None)
+        rows = slice(None) if languages is None else [self.index(l) for l in languages]
+        data = self._emb[rows][:, :, sl]
+        # rows of missing sentences are zero in a store; mimic that
+        m = self._mask[rows][:, sl]
+        data = np.where(m[:, None, :, None], data, np.zeros((), data.dtype))
+        return data if layers is None else data[:, list(layers)]
+
+
+def _open(store):
+    if isinstance(store, (str, os.PathLike)):
+        from babelmap.engine.store import open_store
+        return open_store(store), True
+    return store, False
+
+
+# ---------------------------------------------------------------------------------------------
+# NumPy backend (the torch one lives in torch_kernels.TorchGram; same interface)
+# ---------------------------------------------------------------------------------------------
+class NumpyGram:
+    """NumPy/BLAS twin of `torch_kernels.TorchGram` (see there)."""
+
+    def __init__(self, n_languages: int, layer_index: Sequence[int], precision: str = "float32",
+                 mean: np.ndarray | None = None):
+        self.dtype = np.float64 if precision == "float64" else np.float32
+        self.layer_index = list(layer_index)
+        L, K = n_languages, len(self.layer_index)
+        self.G = np.zeros((K, L, L), np.float64)
+        self.C = np.zeros((L, L), np.float64)
+        self.mean = None if mean is None else np.asarray(mean, self.dtype)
+
+    def _normalised(self, raw: np.ndarray, present: np.ndarray, kpos: int) -> np.ndarray:
+        x = raw[:, self.layer_index[kpos]].astype(self.dtype)          # [L, s, H]
+        if self.mean is not None:
+            x -= self.mean[kpos]
+        nrm = np.sqrt(np.einsum("lsh,lsh->ls", x, x))
+        scale = np.divide(1.0, nrm, out=np.zeros_like(nrm), where=nrm > 0)
+        scale *= present
+        x *= scale[..., None]
+        return x
+
+    def add(self, block: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None):
+        pres = present.astype(self.dtype)
+        L, s = pres.shape
+        spans = [(None, slice(None))] if groups is None else \
+            [(int(g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
+        grams = {g: [] for g, _ in spans}
+        for kpos in range(len(self.layer_index)):
+            x = self._normalised(block, pres, kpos)
+            for g, sel in spans:
+                X = (x if g is None else x[:, sel]).reshape(L, -1)
+                Gk = X @ X.T
+                self.G[kpos] += Gk
+                if g is not None:
+                    grams[g].append(Gk.astype(np.float32))
+        out = []
+        for g, sel in spans:
+            ps = pres if g is None else pres[:, sel]
+            Cg = ps @ ps.T
+            self.C += Cg
+            if g is not None:
+                out.append((g, np.stack(grams[g]), Cg.astype(np.float64)))
+        return out
+
+    def result(self) -> tuple[np.ndarray, np.ndarray]:
+        return self.G, np.rint(self.C).astype(np.int64)
+
+
+def layer_sums_np(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int]) -> np.ndarray:
+    """[K', H] float64 sums of the raw embeddings over languages and present sentences."""
+    p = present.astype(np.float64)
+    return np.stack([np.einsum("ls,lsh->h", p, block[:, k].astype(np.float64)) for k in layer_index])
+
+
+# ---------------------------------------------------------------------------------------------
+# selection and blocking
+# ---------------------------------------------------------------------------------------------
+def select_sentences(sentence_ids: Sequence[str], sentences) -> np.ndarray:
+    """Sorted sentence indices from None (all), a slice, a boolean mask, ints or sentence ids."""
+    S = len(sentence_ids)
+    if sentences is None:
+        return np.arange(S)
+    if isinstance(sentences, slice):
+        return np.arange(S)[sentences]
+    arr = np.asarray(list(sentences))
+    if arr.dtype == bool:
+        if arr.shape != (S,):
+            raise BabelmapError(f"sentence mask has {arr.shape[0]} entries, the store has {S} sentences")
+        return np.flatnonzero(arr)
+    if arr.size and arr.dtype.kind in ("U", "S", "O"):
+        pos = {s: i for i, s in enumerate(sentence_ids)}
+        missing = [s for s in arr.tolist() if s not in pos]
+        if missing:
+            raise BabelmapError(f"{len(missing)} sentence ids are not in the store, e.g. {missing[:3]}")
+        return np.unique(np.array([pos[s] for s in arr.tolist()], dtype=np.int64))
+    idx = np.unique(arr.astype(np.int64))
+    if idx.size and (idx[0] < 0 or idx[-1] >= S):
+        raise BabelmapError(f"sentence indices must be in [0, {S}), got {idx[0]}..{idx[-1]}")
+    return idx
+
+
+def plan_blocks(selected: np.ndarray, chunk: int, block_sentences: int) -> list[tuple[int, int, np.ndarray | None]]:
+    """Chunk-aligned read ranges [start, stop) of `block_sentences` (rounded up to whole chunks)
+    that contain selected sentences, with the local positions to keep (None = all)."""
+    per = max(1, math.ceil(block_sentences / chunk)) * chunk
+    out = []
+    if selected.size == 0:
+        return out
+    sel_set = np.zeros(int(selected[-1]) + 1, bool)
+    sel_set[selected] = True
+    for start in range((int(selected[0]) // per) * per, int(selected[-1]) + 1, per):
+        stop = min(start + per, len(sel_set))
+        local = np.flatnonzero(sel_set[start:stop])
+        if local.size == 0:
+            continue
+        if local.size == stop - start:
+            out.append((start, stop, None))
+        else:
+            out.append((start, int(start + local[-1] + 1), local))
+    return out
+
+
+def default_block_sentences(n_languages: int, n_layers: int, hidden: int, itemsize: int, chunk: int) -> int:
+    """Whole chunk rows, as many as fit TARGET_BLOCK_BYTES (at least one)."""
+    row = n_languages * n_layers * chunk * hidden * itemsize
+    return chunk * max(1, TARGET_BLOCK_BYTES // max(1, row))
+
+
+class _Reader:
+    """Reads blocks (languages x all stored layers x sentences x H) with one block of prefetch."""
+
+    def __init__(self, src, plan, languages):
+        self.src, self.plan, self.languages = src, plan, languages
+        self.mask_all = np.asarray(src.mask, bool)
+        self.rows = None if languages is None else [src.index(l) for l in languages]
+        self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelmap-prefetch")
+        self.read_seconds = 0.0
+
+    def _read(self, i):
+        start, stop, local = self.plan[i]
+        t0 = time.perf_counter()
+        raw = self.src.block(slice(start, stop), None, self.languages)
+        m = self.mask_all[:, start:stop] if self.rows is None else self.mask_all[self.rows, start:stop]
+        if local is not None:
+            raw, m = raw[:, :, local], m[:, local]
+        self.read_seconds += time.perf_counter() - t0
+        return raw, m
+
+    def __iter__(self):
+        if not self.plan:
+            return
+        fut = self.pool.submit(self._read, 0)
+        try:
+            for i in range(len(self.plan)):
+                raw, m = fut.result()
+                if i + 1 < len(self.plan):
+                    fut = self.pool.submit(self._read, i + 1)
+                yield i, raw, m
+                del raw
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
+
+
+def _progress(total: int, desc: str, enabled: bool):
+    from tqdm.auto import tqdm
+    return tqdm(total=total, desc=desc, unit="sent", disable=not enabled, leave=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# the public kernel
+# ---------------------------------------------------------------------------------------------
+def compute_similarity(store, *, layers: Sequence[int] | None = None, languages: Sequence[str] | None = None,
+                       sentences=None, device: str = "auto", precision: str = "float32", bootstrap: int = 0,
+                       center: bool = False, block_sentences: int | None = None, progress: bool = True,
+                       seed: int = 0, bootstrap_block: int = 16, ci: float = 0.95,
+                       backend: str | None = None) -> SimilarityResult:
+    """sim and count for all selected layers and language pairs, streamed from a store.
+
+    store: a path, an open `Store`, or an `ArraySource`. layers: hidden states (default all);
+    languages: ids (default all, in store order); sentences: slice, indices, ids or a boolean mask.
+    device: auto | cpu | cuda. precision: float32 (products in float32, sums in float64) or float64.
+    bootstrap: B > 0 adds stderr and a `ci` percentile interval per pair and layer by resampling
+    blocks of `bootstrap_block` sentences (block Grams kept while streaming; see kernels.bootstrap).
+    center: subtract each layer's mean embedding over the selected languages and present sentences
+    (one extra pass) before normalising; off by default (not the reference measure).
+    backend: "torch" or "numpy" on the CPU (default torch: MKL measured ~3x faster than NumPy's
+    OpenBLAS here); the GPU always uses torch. See the module docstring for the memory bound.
+    """
+    if precision not in ("float32", "float64"):
+        raise BabelmapError(f"precision must be float32 or float64, got {precision!r}")
+    from babelmap.kernels.torch_kernels import resolve_device
+    dev = resolve_device(device)
+    backend = "torch" if dev != "cpu" else (backend or "torch")
+    if backend not in ("torch", "numpy"):
+        raise BabelmapError(f"backend must be torch or numpy, got {backend!r}")
+    src, owned = _open(store)
+    try:
+        L_all, K_all, S_all, H = src.shape
+        langs = list(src.languages) if languages is None else list(languages)
+        for l in langs:
+            src.index(l)
+        if len(set(langs)) != len(langs):
+            raise BabelmapError("duplicate languages asked for")
+        lang_arg = None if languages is None else langs
+        layer_list = list(range(K_all)) if layers is None else [int(k) for k in layers]
+        bad = [k for k in layer_list if not 0 <= k < K_all]
+        if bad:
+            raise BabelmapError(f"layers {bad} are not in the store (hidden states 0..{K_all - 1})")
+        selected = select_sentences(src.sentence_ids, sentences)
+        chunk = int(getattr(src, "chunk_sentences", 64) or 64)
+        bs = block_sentences or default_block_sentences(len(langs), K_all, H, np.dtype(src.dtype).itemsize, chunk)
+        plan = plan_blocks(selected, chunk, bs)
+        L, K = len(langs), len(layer_list)
+
+        mean = None
+        if center:
+            mean = _mean_pass(src, plan, lang_arg, layer_list, dev, backend, progress)
+
+        if backend == "torch":
+            from babelmap.kernels.torch_kernels import TorchGram
+            acc = TorchGram(L, layer_list, precision, dev, mean)
+        else:
+            acc = NumpyGram(L, layer_list, precision, mean)
+
+        boot = None
+        if bootstrap:
+            from babelmap.kernels.bootstrap import BlockGrams
+            boot = BlockGrams(L, K, n_blocks=math.ceil(len(selected) / bootstrap_block))
+        t0 = time.perf_counter()
+        reader = _Reader(src, plan, lang_arg)
+        pos = 0
+        with _progress(len(selected), "similarity", progress) as bar:
+            for _, raw, m in reader:
+                s = m.shape[1]
+                groups = (np.arange(pos, pos + s) // bootstrap_block) if boot is not None else None
+                parts = acc.add(raw, m, groups)
+                if boot is not None:
+                    for g, Gg, Cg in parts:
+                        boot.add(g, Gg, Cg)
+                pos += s
+                bar.update(s)
+        G, C = acc.result()
+        wall = time.perf_counter() - t0
+        sim = finish_sim(G, C)
+        attrs = dict(src.attrs)
+        attrs.update(measure="cosine-mean", precision=precision, center=bool(center), device=dev,
+                     backend=backend, n_sentences=int(len(selected)), store=str(getattr(src, "path", "") or ""),
+                     nan_policy="sim is NaN where count is 0", bootstrap=int(bootstrap),
+                     seconds=round(wall, 3), read_seconds=round(reader.read_seconds, 3))
+        stderr = ci_low = ci_high = None
+        if boot is not None:
+            stderr, ci_low, ci_high = boot.resample(bootstrap, seed=seed, ci=ci, progress=progress)
+            attrs.update(bootstrap_block=int(bootstrap_block), bootstrap_blocks=int(boot.n_blocks),
+                         bootstrap_seed=int(seed), ci_level=float(ci),
+                         bootstrap_method="block bootstrap over sentences, percentile interval")
+        return SimilarityResult(langs, layer_list, sim, C.astype(np.int32), stderr, ci_low, ci_high, attrs)
+    finally:
+        if owned:
+            src.close()
+
+
+def finish_sim(G: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """sim = G / count (float64 -> float32), NaN where count is 0, diagonal 1 where count > 0."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        sim = np.where(C[None] > 0, G / np.maximum(C[None], 1), np.nan)
+    d = np.arange(C.shape[0])
+    sim[:, d, d] = np.where(C[d, d] > 0, 1.0, np.nan)
+    return sim.astype(np.float32)
+
+
+def _mean_pass(src, plan, lang_arg, layer_list, dev, backend, progress) -> np.ndarray:
+    """Per-layer mean embedding over languages and present sentences (for center=True)."""
+    from babelmap.kernels.torch_kernels import layer_sums
+    H = src.shape[3]
+    total = np.zeros((len(layer_list), H), np.float64)
+    n = 0
+    with _progress(sum((p[1] - p[0]) if p[2] is None else len(p[2]) for p in plan), "mean (center)",
+                   progress) as bar:
+        for _, raw, m in _Reader(src, plan, lang_arg):
+            total += layer_sums(raw, m, layer_list, dev) if backend == "torch" else \
+                layer_sums_np(raw, m, layer_list)
+            n += int(m.sum())
+            bar.update(m.shape[1])
+    if n == 0:
+        raise BabelmapError("center=True but no sentence is present in the selection")
+    return total / n
+
+
+def similarity_from_arrays(embeddings: np.ndarray, mask: np.ndarray | None = None,
+                           languages: Sequence[str] | None = None, **kwargs) -> SimilarityResult:
+    """`compute_similarity` over in-memory embeddings [L, K, S, H] (+ mask [L, S])."""
+    return compute_similarity(ArraySource(embeddings, mask, languages), **{"progress": False, **kwargs})

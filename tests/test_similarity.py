@@ -1,0 +1,177 @@
+"""compute_similarity against a plain float64 NumPy reference (a loop over pairs and sentences)."""
+import numpy as np
+import pytest
+
+import babelmap.engine.store as store_mod
+from babelmap.engine.store import open_store, write_store
+from babelmap.errors import BabelmapError
+from babelmap.kernels.result import SimilarityResult
+from babelmap.kernels.similarity import compute_similarity, plan_blocks, select_sentences, similarity_from_arrays
+
+try:
+    import torch
+    HAS_CUDA = torch.cuda.is_available()
+except Exception:  # pragma: no cover
+    HAS_CUDA = False
+
+
+def reference(E, M, center=False):
+    """mPLM-Sim by definition: for each pair, mean over shared sentences of the cosine (float64)."""
+    E = E.astype(np.float64)
+    L, K, S, H = E.shape
+    if center:
+        mu = np.einsum("ls,lksh->kh", M.astype(float), E) / M.sum()
+        E = E - mu[None, :, None, :]
+    sim = np.full((K, L, L), np.nan)
+    cnt = np.zeros((L, L), int)
+    for a in range(L):
+        for b in range(L):
+            P = np.flatnonzero(M[a] & M[b])
+            cnt[a, b] = len(P)
+            for k in range(K if len(P) else 0):
+                x, y = E[a, k, P], E[b, k, P]
+                cos = np.sum(x * y, 1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+                sim[k, a, b] = 1.0 if a == b else cos.mean()
+    return sim, cnt
+
+
+def data(seed=0, L=7, K=3, S=90, H=16, dtype=np.float16):
+    rng = np.random.default_rng(seed)
+    shared = rng.normal(size=(1, K, S, H))            # a common component so sims are far from 0
+    E = (shared + 0.8 * rng.normal(size=(L, K, S, H))).astype(dtype)
+    M = rng.random((L, S)) > 0.25
+    M[5] = False
+    M[5, :30] = True            # language 5 only has sentences 0..29
+    M[6] = False
+    M[6, 60:] = True            # language 6 only has 60..89: shares nothing with language 5
+    return E, M
+
+
+LANGS = [f"l{i}_Latn" for i in range(7)]
+
+
+def check(r, sim, cnt, atol):
+    np.testing.assert_array_equal(r.count, cnt)
+    np.testing.assert_array_equal(np.isnan(r.sim), np.isnan(sim))
+    np.testing.assert_allclose(r.sim, sim, atol=atol, rtol=0, equal_nan=True)
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("precision,atol", [("float32", 2e-6), ("float64", 1e-7)])
+def test_arrays_match_reference(backend, precision, atol):
+    E, M = data()
+    sim, cnt = reference(E, M)
+    r = similarity_from_arrays(E, M, LANGS, backend=backend, precision=precision, device="cpu")
+    check(r, sim, cnt, atol)
+    assert cnt[5, 6] == 0 and np.isnan(r.get("l5_Latn", "l6_Latn", 2))
+    assert r.sim[0, 3, 3] == 1.0 and r.count[3, 3] == M[3].sum()
+
+
+def test_float32_inputs_and_near_one_values():
+    """Values crowding near 1 (as in top layers) keep their differences at float32."""
+    rng = np.random.default_rng(1)
+    base = rng.normal(size=(1, 1, 200, 64))
+    E = base + 0.02 * rng.normal(size=(5, 1, 200, 64))
+    M = np.ones((5, 200), bool)
+    sim, cnt = reference(E, M)
+    r = similarity_from_arrays(E.astype(np.float32), M, device="cpu")
+    off = ~np.eye(5, dtype=bool)
+    assert sim[0][off].min() > 0.999            # crowded near 1
+    np.testing.assert_allclose(r.sim[0][off], sim[0][off], atol=1e-6, rtol=0)   # float32 products
+    r64 = similarity_from_arrays(E.astype(np.float32), M, device="cpu", precision="float64")
+    np.testing.assert_allclose(r64.sim[0][off], sim[0][off], atol=1e-7, rtol=0)  # float32 storage only
+
+
+def test_store_streamed_equals_reference(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 3 * 16 * 2 * 8)   # 8 sentences per chunk
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M,
+                       attrs={"model": "tiny", "pooling": "mean"})
+    with open_store(path) as st:
+        assert st.chunk_sentences == 8
+    sim, cnt = reference(E, M)
+    # blocks of 16 sentences: many blocks, a ragged last one, prefetch in between
+    r = compute_similarity(path, device="cpu", block_sentences=16, progress=False)
+    check(r, sim, cnt, 2e-6)
+    assert r.attrs["model"] == "tiny" and r.attrs["measure"] == "cosine-mean" and r.attrs["n_sentences"] == 90
+    r.save(tmp_path / "r.h5")
+    np.testing.assert_array_equal(SimilarityResult.load(tmp_path / "r.h5").sim, r.sim)
+
+
+def test_selection_of_layers_languages_sentences(tmp_path, monkeypatch):
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 3 * 16 * 2 * 8)
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    sel = np.r_[3:20, 41, 55:77]
+    langs = ["l6_Latn", "l0_Latn", "l5_Latn", "l2_Latn"]
+    li = [6, 0, 5, 2]
+    sim, cnt = reference(E[li][:, [2, 0]][:, :, sel], M[li][:, sel])
+    r = compute_similarity(path, layers=[2, 0], languages=langs, sentences=[f"s{i}" for i in sel],
+                           device="cpu", block_sentences=8, progress=False)
+    assert r.languages == langs and r.layers == [2, 0]
+    check(r, sim, cnt, 2e-6)
+    r2 = compute_similarity(path, layers=[2, 0], languages=langs, sentences=sel, device="cpu", progress=False)
+    np.testing.assert_allclose(r2.sim, r.sim, atol=1e-6, equal_nan=True)
+
+
+def test_center_matches_reference():
+    E, M = data(seed=3)
+    E = (E + 2.0 * np.random.default_rng(9).normal(size=(1, 3, 1, 16))).astype(np.float16)  # common offset
+    sim, cnt = reference(E, M, center=True)
+    for backend in ("numpy", "torch"):
+        r = similarity_from_arrays(E, M, center=True, backend=backend, device="cpu")
+        check(r, sim, cnt, 3e-6)
+        assert r.attrs["center"] is True
+    plain = similarity_from_arrays(E, M, device="cpu")
+    assert np.nanmax(np.abs(plain.sim - r.sim)) > 0.05         # centering changes the values
+
+
+def test_bad_requests(tmp_path):
+    E, M = data()
+    with pytest.raises(BabelmapError, match="layers \\[7\\]"):
+        similarity_from_arrays(E, M, layers=[7])
+    with pytest.raises(BabelmapError, match="precision"):
+        similarity_from_arrays(E, M, precision="bfloat16")
+    with pytest.raises(BabelmapError, match="not in the store"):
+        select_sentences(["a", "b"], ["c"])
+
+
+def test_plan_blocks_cover_selection_once():
+    sel = np.r_[0:5, 17, 30:64, 99]
+    plan = plan_blocks(sel, chunk=8, block_sentences=16)
+    got = np.concatenate([np.arange(a, b) if loc is None else a + loc for a, b, loc in plan])
+    np.testing.assert_array_equal(got, sel)
+    assert all(a % 16 == 0 for a, _, _ in plan)
+
+
+@pytest.mark.skipif(not HAS_CUDA, reason="no CUDA GPU")
+@pytest.mark.parametrize("precision,atol", [("float32", 2e-6), ("float64", 1e-7)])
+def test_gpu_matches_cpu(precision, atol):
+    E, M = data()
+    sim, cnt = reference(E, M)
+    g = similarity_from_arrays(E, M, device="cuda", precision=precision, bootstrap=20, bootstrap_block=10)
+    c = similarity_from_arrays(E, M, device="cpu", precision=precision, bootstrap=20, bootstrap_block=10)
+    check(g, sim, cnt, atol)
+    np.testing.assert_allclose(g.sim, c.sim, atol=atol, equal_nan=True)
+    np.testing.assert_allclose(g.stderr, c.stderr, atol=1e-5, equal_nan=True)
+
+
+def test_real_tiny_extraction(tmp_path, tiny_bert):
+    """Streamed result over a real extraction equals the in-memory reference on its arrays."""
+    extract_mod = pytest.importorskip("babelmap.engine.extract")
+    if not hasattr(extract_mod, "extract"):
+        pytest.skip("babelmap.engine.extract.extract is not there yet")
+    from babelmap.engine.corpora.base import ParallelCorpus
+    texts = {
+        "deu_Latn": ["Der Hund schläft.", "Ich trinke Wasser.", None, "Das Haus ist groß.", "Guten Morgen!"],
+        "eng_Latn": ["The dog sleeps.", "I drink water.", "It rains today.", "The house is big.", None],
+        "fra_Latn": [None, "Je bois de l'eau.", "Il pleut.", "La maison est grande.", "Bonjour !"],
+    }
+    corpus = ParallelCorpus("tiny", list(texts), [f"s{i}" for i in range(5)], list(texts.values()))
+    out = extract_mod.extract(corpus, tmp_path / "store.h5", str(tiny_bert), device="cpu", progress=False)
+    with open_store(out) as st:
+        E = np.stack([np.stack([st.embeddings(l, k) for k in st.layers]) for l in st.languages])
+        M = st.mask
+    sim, cnt = reference(E, M)
+    r = compute_similarity(out, device="cpu", progress=False)
+    check(r, sim, cnt, 2e-6)
