@@ -123,3 +123,64 @@ def layer_sums(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int
     pres = torch.from_numpy(np.ascontiguousarray(present)).to(device).to(torch.float64)
     out = [torch.einsum("ls,lsh->h", pres, raw[:, k].to(torch.float64)) for k in layer_index]
     return torch.stack(out).cpu().numpy()
+
+
+# ---------------------------------------------------------------------------------------------
+# twins of numba_kernels (same semantics; see there)
+# ---------------------------------------------------------------------------------------------
+def _t(x, device, dtype=None):
+    import torch
+    t = x if isinstance(x, torch.Tensor) else torch.from_numpy(np.ascontiguousarray(x))
+    t = t.to(device)
+    return t if dtype is None else t.to(dtype)
+
+
+def pool_ragged_torch(values, offsets, mask=None, normalize: bool = True, device: str = "cuda"):
+    """Torch twin of `numba_kernels.pool_ragged` (segment mean via index_add, float64 sums)."""
+    import torch
+    v = _t(values, device, torch.float64)
+    off = _t(offsets, device, torch.int64)
+    n = off.numel() - 1
+    lengths = off[1:] - off[:-1]
+    seg = torch.repeat_interleave(torch.arange(n, device=v.device), lengths)
+    w = torch.ones(v.shape[0], dtype=torch.float64, device=v.device) if mask is None else \
+        _t(mask, device, torch.float64)
+    sums = torch.zeros((n, v.shape[1]), dtype=torch.float64, device=v.device).index_add_(0, seg, v * w[:, None])
+    cnt = torch.zeros(n, dtype=torch.float64, device=v.device).index_add_(0, seg, w)
+    mean = torch.where(cnt[:, None] > 0, sums / cnt.clamp_min(1)[:, None], torch.zeros_like(sums))
+    if normalize:
+        nrm = torch.linalg.vector_norm(mean, dim=1, keepdim=True)
+        mean = torch.where(nrm > 0, mean / nrm.clamp_min(1e-300), torch.zeros_like(mean))
+    return mean.to(torch.float32)
+
+
+def paired_cosines_torch(a, b, mask_a=None, mask_b=None, device: str = "cuda"):
+    """Torch twin of `numba_kernels.paired_cosines` (float64)."""
+    import torch
+    A, B = _t(a, device, torch.float64), _t(b, device, torch.float64)
+    den = torch.linalg.vector_norm(A, dim=1) * torch.linalg.vector_norm(B, dim=1)
+    cos = torch.where(den > 0, (A * B).sum(1) / den.clamp_min(1e-300), torch.zeros_like(den))
+    present = torch.ones(A.shape[0], dtype=torch.bool, device=A.device)
+    if mask_a is not None:
+        present &= _t(mask_a, device, torch.bool)
+    if mask_b is not None:
+        present &= _t(mask_b, device, torch.bool)
+    return torch.where(present, cos, torch.full_like(cos, float("nan")))
+
+
+def rank_rows_torch(x, device: str = "cuda"):
+    """Torch twin of `numba_kernels.rank_rows`: average rank = (#less + #less-or-equal + 1) / 2,
+    from a batched searchsorted on the sorted rows; NaN stays NaN."""
+    import torch
+    X = _t(x, device, torch.float64)
+    one = X.dim() == 1
+    X = X.reshape(1, -1) if one else X
+    nan = torch.isnan(X)
+    Xf = torch.where(nan, torch.full_like(X, float("inf")), X)
+    srt, _ = torch.sort(Xf, dim=1)
+    m = (~nan).sum(1, keepdim=True)
+    left = torch.searchsorted(srt, Xf, right=False)
+    right = torch.minimum(torch.searchsorted(srt, Xf, right=True), m)   # NaNs (as +inf) lie beyond m
+    r = (left + right + 1).to(torch.float64) / 2
+    r = torch.where(nan, torch.full_like(r, float("nan")), r)
+    return r[0] if one else r

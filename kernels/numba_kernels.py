@@ -1,0 +1,193 @@
+"""Numba kernels where BLAS does not fit, with torch twins for the GPU chosen automatically.
+
+- `pool_ragged`: mean pooling of ragged packed token states (values [N_tokens, H] + offsets
+  [n + 1], no padding), with an optional token mask and L2 normalisation of each pooled row.
+  Padding a batch of very unequal sentences wastes memory and time; packed arrays do not.
+- `paired_cosines`: per-sentence cosines of one language pair (the per-sentence similarity
+  vector behind one cell of the matrix: for the bootstrap and a per-sentence view).
+- `rank_rows`: average-tie ranks per row of a matrix (as `scipy.stats.rankdata(axis=1,
+  nan_policy="omit")`), for Spearman correlations over thousands of languages at once.
+
+Each function takes NumPy arrays (Numba, parallel over rows, float64 accumulators) or, with
+`device="cuda"` or torch CUDA tensors as input, runs the torch version in `torch_kernels`
+(same results to float32 tolerance). `device="auto"` follows the input: NumPy in, Numba.
+"""
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+
+# ---------------------------------------------------------------------------------------------
+# Numba bodies
+# ---------------------------------------------------------------------------------------------
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _pool_ragged_nb(values, offsets, mask, use_mask, normalize, out):
+    n = offsets.shape[0] - 1
+    H = values.shape[1]
+    for i in nb.prange(n):
+        acc = np.zeros(H, np.float64)
+        cnt = 0
+        for t in range(offsets[i], offsets[i + 1]):
+            if use_mask and not mask[t]:
+                continue
+            for h in range(H):
+                acc[h] += values[t, h]
+            cnt += 1
+        if cnt == 0:
+            for h in range(H):
+                out[i, h] = 0.0
+            continue
+        for h in range(H):
+            acc[h] /= cnt
+        scale = 1.0
+        if normalize:
+            ss = 0.0
+            for h in range(H):
+                ss += acc[h] * acc[h]
+            scale = 1.0 / np.sqrt(ss) if ss > 0 else 0.0
+        for h in range(H):
+            out[i, h] = acc[h] * scale
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _paired_cosines_nb(a, b, present, out):
+    S, H = a.shape
+    for s in nb.prange(S):
+        if not present[s]:
+            out[s] = np.nan
+            continue
+        dot = 0.0
+        na = 0.0
+        nb_ = 0.0
+        for h in range(H):
+            x = np.float64(a[s, h])
+            y = np.float64(b[s, h])
+            dot += x * y
+            na += x * x
+            nb_ += y * y
+        den = np.sqrt(na) * np.sqrt(nb_)
+        out[s] = dot / den if den > 0 else 0.0
+
+
+@nb.njit(parallel=True, cache=True)
+def _rank_rows_nb(x, out):
+    R, N = x.shape
+    for r in nb.prange(R):
+        row = x[r]
+        order = np.argsort(row)            # NaN sorts last
+        m = 0
+        for j in range(N):
+            if not np.isnan(row[j]):
+                m += 1
+        i = 0
+        while i < m:
+            j = i
+            while j + 1 < m and row[order[j + 1]] == row[order[i]]:
+                j += 1
+            avg = (i + j) / 2.0 + 1.0
+            for t in range(i, j + 1):
+                out[r, order[t]] = avg
+            i = j + 1
+        for t in range(m, N):
+            out[r, order[t]] = np.nan
+
+
+# ---------------------------------------------------------------------------------------------
+# dispatch
+# ---------------------------------------------------------------------------------------------
+def _is_cuda_tensor(x) -> bool:
+    return type(x).__module__.startswith("torch") and getattr(x, "is_cuda", False)
+
+
+def _use_torch(device: str, *xs) -> bool:
+    if device == "auto":
+        return any(_is_cuda_tensor(x) for x in xs)
+    if device.startswith("cuda"):
+        from babelmap.kernels.torch_kernels import resolve_device
+        resolve_device(device)
+        return True
+    return False
+
+
+def _np(x) -> np.ndarray:
+    if type(x).__module__.startswith("torch"):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+def _float(x) -> np.ndarray:
+    """Contiguous float32/float64 (Numba has no float16 on the CPU: widen to float32)."""
+    a = _np(x)
+    if a.dtype not in (np.float32, np.float64):
+        a = a.astype(np.float32)
+    return np.ascontiguousarray(a)
+
+
+def pool_ragged(values, offsets, mask=None, normalize: bool = True, device: str = "auto"):
+    """Mean of the (unmasked) token rows of each segment values[offsets[i]:offsets[i+1]],
+    then L2-normalised when `normalize`. Returns [n, H] float32; a segment with no (unmasked)
+    token gives a zero row (a missing sentence)."""
+    if _use_torch(device, values):
+        from babelmap.kernels.torch_kernels import pool_ragged_torch
+        return pool_ragged_torch(values, offsets, mask, normalize, "cuda" if device == "auto" else device)
+    v = _float(values)
+    off = np.ascontiguousarray(_np(offsets), dtype=np.int64)
+    if off.ndim != 1 or off[0] != 0 or off[-1] != v.shape[0] or np.any(np.diff(off) < 0):
+        raise ValueError(f"offsets must rise from 0 to N_tokens={v.shape[0]}")
+    m = np.ones(1, np.bool_) if mask is None else np.ascontiguousarray(_np(mask), dtype=np.bool_)
+    if mask is not None and m.shape != (v.shape[0],):
+        raise ValueError(f"mask must be [{v.shape[0]}], got {m.shape}")
+    out = np.empty((len(off) - 1, v.shape[1]), np.float32)
+    _pool_ragged_nb(v, off, m, mask is not None, bool(normalize), out)
+    return out
+
+
+def paired_cosines(a, b, mask_a=None, mask_b=None, device: str = "auto"):
+    """cos(a[s], b[s]) for every sentence s (float64 on the CPU); NaN where either side is
+    missing (mask False); 0 for a present all-zero row."""
+    if _use_torch(device, a, b):
+        from babelmap.kernels.torch_kernels import paired_cosines_torch
+        return paired_cosines_torch(a, b, mask_a, mask_b, "cuda" if device == "auto" else device)
+    A, B = _float(a), _float(b)
+    if A.shape != B.shape or A.ndim != 2:
+        raise ValueError(f"a and b must both be [S, H], got {A.shape} and {B.shape}")
+    present = np.ones(A.shape[0], np.bool_)
+    if mask_a is not None:
+        present &= _np(mask_a).astype(bool)
+    if mask_b is not None:
+        present &= _np(mask_b).astype(bool)
+    out = np.empty(A.shape[0], np.float64)
+    if A.dtype != B.dtype:
+        A, B = A.astype(np.float64), B.astype(np.float64)
+    _paired_cosines_nb(A, B, present, out)
+    return out
+
+
+def rank_rows(x, device: str = "auto"):
+    """Average-tie ranks (1-based) along each row of x [R, N]; NaN stays NaN and is left out of
+    the ranking (scipy.stats.rankdata(x, axis=1, nan_policy="omit")). Returns float64 (CPU)."""
+    if _use_torch(device, x):
+        from babelmap.kernels.torch_kernels import rank_rows_torch
+        return rank_rows_torch(x, "cuda" if device == "auto" else device)
+    X = np.asarray(_np(x), dtype=np.float64)
+    one = X.ndim == 1
+    X = np.ascontiguousarray(np.atleast_2d(X))
+    out = np.empty_like(X)
+    _rank_rows_nb(X, out)
+    return out[0] if one else out
+
+
+def spearman_rows(x, y, device: str = "auto") -> np.ndarray:
+    """Spearman correlation of matching rows of x and y [R, N] over the columns where both
+    have a value (rank, then Pearson): one number per row, NaN when fewer than 3 pairs."""
+    X, Y = np.asarray(_np(x), np.float64), np.asarray(_np(y), np.float64)
+    both = ~(np.isnan(X) | np.isnan(Y))
+    X, Y = np.where(both, X, np.nan), np.where(both, Y, np.nan)
+    rx, ry = _np(rank_rows(X, device)), _np(rank_rows(Y, device))
+    n = both.sum(1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx, my = np.nansum(rx, 1) / n, np.nansum(ry, 1) / n
+        dx, dy = np.where(both, rx - mx[:, None], 0), np.where(both, ry - my[:, None], 0)
+        r = (dx * dy).sum(1) / np.sqrt((dx * dx).sum(1) * (dy * dy).sum(1))
+    return np.where(n >= 3, r, np.nan)
