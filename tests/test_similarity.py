@@ -175,3 +175,19 @@ def test_real_tiny_extraction(tmp_path, tiny_bert):
     sim, cnt = reference(E, M)
     r = compute_similarity(out, device="cpu", progress=False)
     check(r, sim, cnt, 2e-6)
+
+
+def test_cli_writes_result_and_tsv(tmp_path, capsys):
+    from babelmap.cli import main
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    rc = main(["similarity", str(path), "--out", str(tmp_path / "sims.h5"), "--layers", "0,2",
+               "--langs", "l1_*", "l5_*", "l6_*", "--tsv", str(tmp_path / "tsv"), "--no-progress"])
+    assert rc == 0
+    r = SimilarityResult.load(tmp_path / "sims.h5")
+    sim, cnt = reference(E[[1, 5, 6]][:, [0, 2]], M[[1, 5, 6]])
+    check(r, sim, cnt, 2e-6)
+    out = capsys.readouterr().out
+    assert "3 languages x 2 layers" in out and "pairs without a shared sentence: 1" in out
+    assert sorted(p.name for p in (tmp_path / "tsv").iterdir()) == ["sents_layer0.tsv", "sents_layer2.tsv"]
+    assert main(["similarity", str(path), "--out", str(tmp_path / "x.h5"), "--langs", "zz_*"]) == 1

@@ -1,0 +1,105 @@
+"""`babelmap similarity`: all-layer language similarity (mPLM-Sim) from a store."""
+from __future__ import annotations
+
+import argparse
+import fnmatch
+import sys
+import time
+from pathlib import Path
+
+NAME = "similarity"
+HELP = "language-by-language similarity at every layer from a store (mean cosine over shared sentences)"
+EXAMPLE = """babelmap similarity flores.h5 --out sims.h5
+babelmap similarity flores.h5 --out sims.h5 --layers 0,6,12 --bootstrap 200 --tsv sims_tsv/
+babelmap similarity flores.h5 --out sims.h5 --langs 'eng_*' 'deu_*' 'fra_*' --device cuda --precision float64"""
+
+
+def _int_list(text: str) -> list[int]:
+    out = []
+    for part in text.split(","):
+        part = part.strip()
+        if "-" in part[1:]:
+            a, b = part.split("-", 1)
+            out.extend(range(int(a), int(b) + 1))
+        elif part:
+            out.append(int(part))
+    return out
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", type=Path, help="the store (HDF5) written by `babelmap extract`")
+    p.add_argument("--out", type=Path, required=True, help="where to write the result (HDF5)")
+    p.add_argument("--layers", type=_int_list, help="hidden states, e.g. 0,6,12 or 4-8 (default: all)")
+    p.add_argument("--langs", nargs="+", metavar="ID_OR_GLOB", help="languages (ids or globs; default: all)")
+    p.add_argument("--max-sentences", type=int, help="use only the first N sentences of the store")
+    p.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    p.add_argument("--precision", default="float32", choices=["float32", "float64"],
+                   help="products in this precision; sums are always float64 (default float32)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                   help="B bootstrap replicates over sentence blocks: adds stderr and a 95%% interval")
+    p.add_argument("--bootstrap-block", type=int, default=16, help="sentences per bootstrap block (16)")
+    p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
+    p.add_argument("--center", action="store_true",
+                   help="subtract each layer's mean embedding first (extension; not the reference measure)")
+    p.add_argument("--tsv", type=Path, metavar="FOLDER",
+                   help="also write one square TSV per layer (sents_layer<N>.tsv, reference format)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def _languages(patterns, available):
+    from babelmap.engine.errors import LanguageError
+    from babelmap.engine.languages import suggest
+    if not patterns:
+        return None
+    out = []
+    for pat in patterns:
+        hits = [l for l in available if fnmatch.fnmatchcase(l, pat)]
+        if not hits:
+            raise LanguageError(f"{pat!r} matches no language in the store "
+                                f"(close: {', '.join(suggest(pat, available)) or 'none'})")
+        out.extend(h for h in hits if h not in out)
+    return out
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from babelmap.engine.store import open_store
+    from babelmap.kernels.similarity import compute_similarity
+
+    t0 = time.perf_counter()
+    with open_store(args.store) as st:
+        langs = _languages(args.langs, st.languages)
+        sents = None if args.max_sentences is None else slice(0, args.max_sentences)
+        result = compute_similarity(st, layers=args.layers, languages=langs, sentences=sents, device=args.device,
+                                    precision=args.precision, bootstrap=args.bootstrap, center=args.center,
+                                    progress=not args.no_progress and sys.stderr.isatty(), seed=args.seed,
+                                    bootstrap_block=args.bootstrap_block)
+    result.attrs["command"] = " ".join(["babelmap"] + sys.argv[1:])
+    out = result.save(args.out)
+    tsv = result.export_tsv(args.tsv) if args.tsv else []
+    wall = time.perf_counter() - t0
+
+    L = len(result.languages)
+    last = result.layers[-1]
+    off = ~np.eye(L, dtype=bool)
+    vals = result.sim[-1][off]
+    no_pair = int(((result.count == 0) & off).sum() // 2)
+    print(f"{out}: {L} languages x {len(result.layers)} layers ({result.layers[0]}..{last}), "
+          f"{result.attrs['n_sentences']} sentences, device {result.attrs['device']}, {args.precision}"
+          f"{', centered' if args.center else ''}{f', bootstrap B={args.bootstrap}' if args.bootstrap else ''}")
+    print(f"  time {wall:.1f} s (read {result.attrs['read_seconds']:.1f} s); "
+          f"shared sentences per pair: min {int(result.count[off].min()) if L > 1 else 0}, "
+          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence: {no_pair}")
+    if L > 1 and np.isfinite(vals).any():
+        print(f"  layer {last}: off-diagonal sim {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
+              f"(mean {np.nanmean(vals):.4f})")
+        iu = np.triu_indices(L, 1)
+        s = result.sim[-1][iu]
+        order = np.argsort(-np.where(np.isnan(s), -np.inf, s))[:5]
+        pairs = ", ".join(f"{result.languages[iu[0][o]]}-{result.languages[iu[1][o]]} {s[o]:.4f}" for o in order
+                          if np.isfinite(s[o]))
+        print(f"  most similar at layer {last}: {pairs}")
+    if tsv:
+        print(f"  {len(tsv)} TSV files in {args.tsv}")
+    return 0
