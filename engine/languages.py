@@ -23,6 +23,9 @@ _ID_RE = re.compile(r"^([a-z]{3})_([A-Z][a-z]{3})(?:-(.+))?$")
 # (FLORES-200 writes Korean `kor_Hang`; CLDR's likely script for grc is Cypriot).
 _DEFAULT_SCRIPT_OVERRIDES = {"kor": "Hang", "grc": "Grek"}
 
+_ASCII = re.compile(r"[\x00-\x7f]+")
+_ASCII_NON_LETTERS = bytes(b for b in range(128) if not chr(b).isalpha())
+
 # Script property values that say nothing about the writing system of a text.
 _NEUTRAL_SCRIPTS = {"Zyyy", "Zinh", "Zzzz"}
 
@@ -280,10 +283,16 @@ def script_counts(texts: Iterable[str | None] | str) -> Counter:
     if isinstance(texts, str):
         texts = [texts]
     chars: Counter = Counter()
+    ascii_letters = 0
     for t in texts:
         if t:
-            chars.update(t)
+            # ASCII letters are Latin: count them in C, and count only the rest per character
+            ascii_letters += len(t.encode("ascii", "ignore").translate(None, _ASCII_NON_LETTERS))
+            if not t.isascii():
+                chars.update(_ASCII.sub("", t))
     out: Counter = Counter()
+    if ascii_letters:
+        out["Latn"] = ascii_letters
     for ch, n in chars.items():
         if not ch.isalpha():
             continue

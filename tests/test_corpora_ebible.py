@@ -96,7 +96,7 @@ RUS = ["Начало", "Как написано", "Глас", "И выходил
 
 
 def test_range_lines_mark_previous_verse_merged(tmp_path: Path) -> None:
-    eng = ["Beginning and as it is written", "<range>", "<range>", "", "It happened"]
+    eng = ["Beginning and as it is written", "<range>", "<range>", " \t", "It happened"]
     c = read_corpus(_mini(tmp_path, {"eng-a.txt": eng, "deu-deu.txt": DEU, "eng-b.txt": DEU}), "ebible")
     assert c.languages == ["deu_Latn", "eng_Latn-a", "eng_Latn-b"]
     assert c.text("eng_Latn-a") == ["Beginning and as it is written", None, None, None, "It happened"]

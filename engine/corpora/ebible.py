@@ -23,13 +23,15 @@ from pathlib import Path
 from tqdm import tqdm
 
 from babelmap.engine.corpora.base import ParallelCorpus
-from babelmap.engine.corpora.common import Skips, check_ids_unique, language_error_as_corpus_error, read_lines
+from babelmap.engine.corpora.common import (Skips, check_ids_unique, decode_utf8, language_error_as_corpus_error,
+                                            read_lines)
 from babelmap.engine.errors import CorpusError, LanguageError
 from babelmap.engine.languages import detect_script, iso639_3, language_name, make_id, normalize_code, script_code
 
 RANGE = "<range>"
+_WS_START = re.compile(r"\n[^\S\n]")
 _VREF_RE = re.compile(r"^([0-9A-Z]{3}) (\d+):(\d+)$")
-_SAMPLE_VERSES, _SAMPLE_CHARS = 40, 4000  # text used for script detection: plenty, and cheap
+_SAMPLE_VERSES, _SAMPLE_CHARS = 20, 2000  # text used for script detection: plenty, and cheap
 
 
 def _unpacked(path: Path) -> Path:
@@ -102,6 +104,24 @@ def _adjacent(prev: tuple | None, cur: tuple | None) -> bool:
         and prev[2] == cur[2] - 1
 
 
+def _blank_or_range(lines: list[str], text: str) -> list[int]:
+    """Indices of empty, whitespace-only and `<range>` lines, found with C-level scans (few per file)."""
+    out = []
+    for marker in ("", RANGE):
+        start = 0
+        while True:
+            try:
+                i = lines.index(marker, start)
+            except ValueError:
+                break
+            out.append(i)
+            start = i + 1
+    # whitespace-only lines: rare; look at every line only if some line starts with whitespace
+    if _WS_START.search(text) or text[:1].isspace():
+        out += [i for i, ln in enumerate(lines) if ln and ln.isspace()]
+    return sorted(out)
+
+
 def _choose_script(detected: str | None, from_meta: str | None) -> str | None:
     if detected is None:
         return from_meta
@@ -142,18 +162,27 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
             continue
         code, tid = stem.split("-", 1)
         try:
-            lines = read_lines(f, language=code)
+            text = decode_utf8(f.read_bytes(), f, language=code)
         except CorpusError as e:
             skips.handle(e)
             continue
+        lines = text.split("\n")
+        if lines[-1] == "":
+            lines.pop()
+        if "\r" in text:
+            lines = [ln[:-1] if ln.endswith("\r") else ln for ln in lines]
         if len(lines) != len(vref):
             skips.handle(CorpusError(f"{len(lines)} lines, but metadata/vref.txt has {len(vref)}: verses "
                                      "would be misaligned", file=str(f), line=min(len(lines), len(vref)) + 1,
                                      language=code, hint="every corpus file must have one line per vref line; "
                                                          "fix it or pass --skip-bad"))
             continue
-        row: list[str | None] = [None if (not ln or ln == RANGE or ln.isspace()) else ln for ln in lines]
-        range_idx = [i for i, ln in enumerate(lines) if ln == RANGE] if RANGE in lines else []
+        row: list[str | None] = list(lines)
+        range_idx = []
+        for i in _blank_or_range(lines, text):
+            if lines[i] == RANGE:
+                range_idx.append(i)
+            row[i] = None
         ranges = [vref[i] for i in range_idx]
         merged = set(merged_tsv.get(f.name, ()))
         for i in range_idx:
