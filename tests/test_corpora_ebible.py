@@ -143,3 +143,9 @@ def test_ebible_bad_line_count_bytes_code_and_duplicates(tmp_path: Path) -> None
         read_corpus(root, "ebible")
     with pytest.raises(CorpusError, match="empty corpus"):
         read_corpus(root, "ebible", skip_bad=True)
+
+
+def test_ebible_packed_archive_reuses_the_unpacked_cache(ebible_dir: Path, ebible) -> None:
+    from conftest import shared
+    c = read_corpus(shared("ebible.tar.xz"), "ebible")
+    assert c.languages == ebible.languages and c.fingerprint() == ebible.fingerprint()

@@ -35,29 +35,35 @@ _SAMPLE_VERSES, _SAMPLE_CHARS = 20, 2000  # text used for script detection: plen
 
 
 def _unpacked(path: Path) -> Path:
-    """A packed `ebible.tar.xz` is unpacked once into the cache (never beside the data)."""
+    """A packed `ebible.tar.xz` is unpacked once into the cache (never beside the data).
+
+    Same layout and stamp as the test fixture (`<cache>/data/ebible`, `.ebible.unpacked` holding
+    the archive size), so both share one unpacked copy."""
     if path.is_dir():
         return path
     if not path.name.endswith((".tar.xz", ".tar.gz", ".tar")):
         raise CorpusError("not an eBible folder (metadata/vref.txt + corpus/) nor a packed one", file=str(path))
+    import shutil
     from babelmap.engine.cache import cache_dir
     dest = cache_dir("data")
-    stamp = dest / f".{path.name}.unpacked"
     out = dest / "ebible"
-    if not (stamp.exists() and out.is_dir() and stamp.read_text() == str(path.stat().st_size)):
-        tmp = dest / f".unpack-{os.getpid()}"
-        tmp.mkdir(parents=True, exist_ok=True)
+    stamp = dest / ".ebible.unpacked"
+    size = str(path.stat().st_size)
+    if stamp.exists() and stamp.read_text() == size and (out / "metadata" / "vref.txt").exists():
+        return out
+    tmp = dest / f".unpack-{os.getpid()}"
+    tmp.mkdir(parents=True, exist_ok=True)
+    try:
         subprocess.run(["tar", "-xf", str(path), "-C", str(tmp)], check=True)
         inner = next((p for p in tmp.iterdir() if (p / "metadata" / "vref.txt").exists()), None)
         if inner is None:
-            raise CorpusError("the archive holds no metadata/vref.txt", file=str(path))
+            raise CorpusError("the archive holds no <folder>/metadata/vref.txt", file=str(path))
         if out.exists():
-            import shutil
             shutil.rmtree(out)
         inner.rename(out)
-        import shutil
+        stamp.write_text(size)
+    finally:
         shutil.rmtree(tmp, ignore_errors=True)
-        stamp.write_text(str(path.stat().st_size))
     return out
 
 
