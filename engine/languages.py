@@ -405,6 +405,25 @@ def _macro_family(iso3: str) -> set[str]:
     return out
 
 
+@functools.lru_cache(maxsize=None)
+def _principal_members(iso3: str) -> frozenset[str]:
+    """The code itself plus the individual languages CLDR aliases to its macrolanguage
+    (`cmn` -> `zh`, `arb` -> `ar`, `ekk` -> `et`): the member meant when the macrolanguage is named."""
+    from babel.core import get_global
+    lg = _iso_lang(iso3)
+    if lg is None:
+        return frozenset({iso3})
+    macro = lg.macro() or lg
+    names = {macro.pt1, macro.pt3} - {""}
+    out = {iso3}
+    for alias, target in get_global("language_aliases").items():
+        if target in names:
+            t = _to_iso3(alias) if len(alias) in (2, 3) else None
+            if t:
+                out.add(t)
+    return frozenset(out)
+
+
 def resolve(name_or_id: str, candidates: Iterable[str] | None = None) -> str:
     """A language name or code -> an id, choosing among `candidates` when given.
 
@@ -443,6 +462,10 @@ def resolve(name_or_id: str, candidates: Iterable[str] | None = None) -> str:
                 same_script = [c for c in hits if script_of(c) == script_of(wanted_id)]
                 if same_script:
                     hits = same_script
+            if len(hits) > 1 and family is not None and len(family) > 1:
+                principal = [c for c in hits if iso639_3(c) in _principal_members(iso3)]
+                if len({base_language(c) for c in principal}) == 1 and len(principal) == 1:
+                    return principal[0]
             if len(hits) == 1:
                 return hits[0]
             if len(hits) > 1:

@@ -146,3 +146,33 @@ def test_resolve_ambiguous_and_unknown() -> None:
     with pytest.raises(LanguageError) as err:
         resolve("Germn")
     assert any("deu" in s for s in err.value.suggestions)
+
+
+def test_resolve_macrolanguage_to_the_principal_member() -> None:
+    """Against mPLM-Sim's FLORES codes (cmn_Hani, ekk_Latn, ...): a macrolanguage name picks the
+    member CLDR aliases to it (cmn -> zh, pes -> fa), not a sister (yue, prs)."""
+    cands = ["cmn_Hani", "yue_Hani", "pes_Arab", "prs_Arab", "ekk_Latn", "zsm_Latn", "swh_Latn", "arb_Arab",
+             "arb_Latn", "ary_Arab", "deu_Latn"]
+    assert resolve("Chinese", cands) == "cmn_Hani"
+    assert resolve("zh", cands) == "cmn_Hani"
+    assert resolve("Cantonese", cands) == "yue_Hani"
+    assert resolve("Persian", cands) == "pes_Arab"
+    assert resolve("Dari", cands) == "prs_Arab"
+    assert resolve("Estonian", cands) == "ekk_Latn"
+    assert resolve("Malay", cands) == "zsm_Latn"
+    assert resolve("Swahili", cands) == "swh_Latn"
+    assert resolve("Arabic", cands) == "arb_Arab"
+
+
+def test_resolve_every_flores_name(flores_dir) -> None:
+    """Each FLORES-200 language's English name resolves to its id, except where the same
+    language has two scripts (then the CLDR likely script wins: arb_Arab, not arb_Latn)."""
+    ids = sorted(f.stem for f in (flores_dir / "dev").glob("*.dev"))
+    wrong = {}
+    for i in ids:
+        got = resolve(language_name(i), ids)
+        if got != i:
+            wrong[i] = got
+    assert wrong == {"ace_Arab": "ace_Latn", "arb_Latn": "arb_Arab", "bjn_Arab": "bjn_Latn",
+                     "kas_Deva": "kas_Arab", "knc_Arab": "knc_Latn", "min_Arab": "min_Latn",
+                     "taq_Tfng": "taq_Latn", "zho_Hant": "zho_Hans"}
