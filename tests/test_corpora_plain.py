@@ -109,3 +109,11 @@ def test_crlf_bom_and_unknown_format(tmp_path: Path) -> None:
         read_corpus(folder, "tmx")
     with pytest.raises(CorpusError, match="no such file"):
         read_corpus(tmp_path / "nope", "plain")
+
+
+def test_line_count_tie_is_not_guessed(tmp_path: Path) -> None:
+    folder = _write(tmp_path / "c", {"de.txt": "a\nb\n", "fr.txt": "a\n"})
+    for skip in (False, True):
+        with pytest.raises(CorpusError, match="no count is in the majority") as err:
+            read_corpus(folder, "plain", skip_bad=skip)
+        assert "de.txt 2" in str(err.value) and "fr.txt 1" in str(err.value)

@@ -125,6 +125,12 @@ def test_udhr_dropped_articles_and_bad_numbers(udhr_dir: Path, tmp_path: Path) -
     assert err.value.file == str(f) and err.value.line is not None
 
 
+def test_udhr_single_file(udhr_dir: Path, udhr) -> None:
+    c = read_corpus(udhr_dir / "xml" / "udhr_eng.xml", "udhr")
+    assert c.languages == ["eng_Latn"] and c.meta["eng_Latn"]["stage"] == 5
+    assert c.text("eng_Latn") == [t for t, s in zip(udhr.text("eng_Latn"), udhr.sentence_ids) if s in c.sentence_ids]
+
+
 def test_udhr_empty_folder(tmp_path: Path) -> None:
     (tmp_path / "u").mkdir()
     with pytest.raises(CorpusError, match="no udhr_"):

@@ -32,7 +32,13 @@ def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skip
     every other file is an error naming its count (or, skipping, is dropped)."""
     if not counts:
         return 0, set()
-    expected, _ = Counter(counts.values()).most_common(1)[0]
+    common = Counter(counts.values()).most_common(2)
+    expected = common[0][0]
+    if len(common) > 1 and common[0][1] == common[1][1]:
+        listing = ", ".join(f"{Path(files[l]).name} {n}" for l, n in sorted(counts.items()))
+        raise CorpusError(f"line counts disagree and no count is in the majority ({listing}): "
+                          "cannot tell which file is misaligned", file=files[sorted(counts)[0]],
+                          hint="make every file have one line per sentence")
     bad = set()
     for lang, n in sorted(counts.items()):
         if n != expected:

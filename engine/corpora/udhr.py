@@ -145,8 +145,12 @@ def read_udhr(path: str | Path, *, skip_bad: bool = False, stages: Iterable[int]
     """Read UDHR in Unicode XML files into a ParallelCorpus (see module doc). `stages=None` reads
     every file regardless of its stage in index.xml."""
     root = Path(path)
-    folder = root / "xml" if (root / "xml").is_dir() else root
-    files = {p.name[len("udhr_"):-len(".xml")]: p for p in sorted(folder.glob("udhr_*.xml"))}
+    if root.is_file():      # one file: its index.xml is beside it or one folder up
+        files = {root.name[len("udhr_"):-len(".xml")]: root} if root.name.startswith("udhr_") else {}
+        root = root.parent.parent if (root.parent.parent / "index.xml").exists() else root.parent
+    else:
+        folder = root / "xml" if (root / "xml").is_dir() else root
+        files = {p.name[len("udhr_"):-len(".xml")]: p for p in sorted(folder.glob("udhr_*.xml"))}
     if not files:
         raise CorpusError("no udhr_<key>.xml files here", file=str(root),
                           hint="point --corpus at the folder with index.xml and xml/")
