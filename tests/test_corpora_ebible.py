@@ -149,3 +149,31 @@ def test_ebible_packed_archive_reuses_the_unpacked_cache(ebible_dir: Path, ebibl
     from conftest import shared
     c = read_corpus(shared("ebible.tar.xz"), "ebible")
     assert c.languages == ebible.languages and c.fingerprint() == ebible.fingerprint()
+
+
+def test_ebible_scripts_agree_with_unicode_character_names(ebible) -> None:
+    """Independent check of every translation's script: the majority first word of the Unicode
+    character names (`DEVANAGARI LETTER KA` -> Devanagari) over verses 300-400, not the verses
+    the reader sampled, and not the Script property the reader uses."""
+    import unicodedata
+    from collections import Counter
+
+    from fontTools.unicodedata import script_code
+
+    cjk = {"Hani", "Hans", "Hant", "Jpan"}
+    wrong = {}
+    for lang in ebible.languages:
+        chars = Counter("".join(t for t in ebible.text(lang)[300:400] if t))
+        words: Counter = Counter()
+        for ch, n in chars.items():
+            if ch.isalpha():
+                words[unicodedata.name(ch, "?").split(" ")[0]] += n
+        top = words.most_common(1)[0][0]
+        expected = {"CJK": "Hani", "HIRAGANA": "Jpan", "KATAKANA": "Jpan", "HANGUL": "Hang",
+                    "TAMIL": "Taml", "OL": "Olck"}.get(top) or script_code(top.title(), default=top)
+        got = ebible.meta[lang]["script"]
+        if not (got == expected or (expected in cjk and got in cjk)):
+            wrong[lang] = (got, top)
+    assert wrong == {}
+    assert ebible.meta["lif_Limb-lifNT"]["script_mismatch"]          # metadata: Devanagari
+    assert not ebible.meta["eng_Latn-engwebp"]["script_mismatch"]

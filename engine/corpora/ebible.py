@@ -218,9 +218,9 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
              "file": str(f), "licence": lic or None, "variant": None, "translation_id": md.get("translationId", tid),
              "language_code": code, "metadata_language_code": md.get("languageCode"),
              "script_detected": detected, "script_metadata": md.get("script"),
-             "script_mismatch": bool(from_meta and detected and from_meta not in (detected, "Hani")
-                                     and not (from_meta in ("Hans", "Hant") and detected == "Hani")),
-             "merged": [v for v in vref if v in merged], "range": ranges,
+             # metadata naming another script than the text's (grc "Latin", lif "Devanagari")
+             "script_mismatch": bool(from_meta and detected and from_meta not in (script, "Hani")),
+             "merged": [v for v in vref if v in merged] if merged else [], "range": ranges,
              "empty": len(row) - len(present) - len(ranges)}
         if drop_merged and merged:
             row = [None if vref[i] in merged else t for i, t in enumerate(row)]
