@@ -1,0 +1,297 @@
+"""Figures (matplotlib, Agg): dendrogram, heatmap in dendrogram order, correlation by layer,
+per-language best layers. Readable from 30 to 1000+ languages: canvases grow with the
+number of languages up to a cap, labels are thinned to what fits (every n-th label, the rest
+left out and said so in the title), and leaves/rows are coloured by language family (the
+largest families get their own colour, the rest grey, with a legend).
+
+Every function returns the Figure and, with `path` (a stem or a file name), writes PNG and
+PDF beside each other (`save_figure`).
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Mapping, Sequence
+
+import numpy as np
+
+MAX_LABELS = 300          # labels drawn on a language axis at most
+ROW_INCH = 0.13           # height per labelled leaf
+OTHER = "other / unknown"
+
+
+def _plt():
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    return plt
+
+
+def save_figure(fig, path: str | os.PathLike, formats: Sequence[str] = ("png", "pdf"),
+                dpi: int = 110) -> list[Path]:
+    """Write `fig` as <stem>.png and <stem>.pdf (stem = path without suffix); close it."""
+    plt = _plt()
+    p = Path(path)
+    stem = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf", ".svg") else p
+    stem.parent.mkdir(parents=True, exist_ok=True)
+    out = []
+    for fmt in formats:
+        f = stem.with_name(stem.name + "." + fmt)
+        fig.savefig(f, dpi=dpi, bbox_inches="tight")
+        out.append(f)
+    plt.close(fig)
+    return out
+
+
+def _palette() -> list:
+    """18 distinguishable colours, dark enough for text: tab10 then Dark2."""
+    import matplotlib
+    return [matplotlib.colormaps["tab10"](i) for i in range(10)] + \
+           [matplotlib.colormaps["Dark2"](i) for i in range(8)]
+
+
+def family_colors(languages: Sequence[str], families: Mapping[str, str | None] | None,
+                  max_colors: int = 18) -> tuple[dict[str, tuple], dict[str, tuple]]:
+    """(language -> RGBA, legend family -> RGBA): the `max_colors` largest families (with at
+    least 2 languages) get distinct colours, all others (and unknown) grey."""
+    grey = (0.6, 0.6, 0.6, 1.0)
+    if not families:
+        return {l: (0.1, 0.1, 0.1, 1.0) for l in languages}, {}
+    counts: dict[str, int] = {}
+    for l in languages:
+        f = families.get(l)
+        if f:
+            counts[f] = counts.get(f, 0) + 1
+    pal_list = _palette()
+    top = [f for f, n in sorted(counts.items(), key=lambda x: (-x[1], x[0])) if n >= 2][:max_colors]
+    pal = {f: pal_list[i % len(pal_list)] for i, f in enumerate(top)}
+    colors = {l: pal.get(families.get(l) or "", grey) for l in languages}
+    legend = {f"{f} ({counts[f]})": c for f, c in pal.items()}
+    if len(top) < len(counts) or any(not families.get(l) for l in languages):
+        legend[OTHER] = grey
+    return colors, legend
+
+
+def _thin(n: int, max_labels: int = MAX_LABELS) -> int:
+    """Show every `step`-th label so that at most max_labels are drawn."""
+    return max(1, int(np.ceil(n / max_labels)))
+
+
+def _legend(ax, legend: Mapping[str, tuple], loc="upper left", **kw):
+    if not legend:
+        return
+    from matplotlib.patches import Patch
+    handles = [Patch(color=c, label=f) for f, c in legend.items()]
+    ax.legend(handles=handles, loc=loc, fontsize=8, title="family", title_fontsize=8, frameon=True, **kw)
+
+
+def plot_dendrogram(clustering, families: Mapping[str, str | None] | None = None,
+                    path: str | os.PathLike | None = None, title: str | None = None,
+                    label_names: Mapping[str, str] | None = None):
+    """Dendrogram of a `babelmap.analysis.cluster.Clustering`: root on the left, leaves on the
+    right next to a family colour strip (every leaf) and their labels (coloured by family,
+    thinned above MAX_LABELS leaves)."""
+    plt = _plt()
+    from scipy.cluster.hierarchy import dendrogram
+    langs = clustering.languages
+    L = len(langs)
+    step = _thin(L)
+    shown = len(range(0, L, step))
+    height = float(np.clip(shown * ROW_INCH + 1.5, 4.0, 42.0))
+    width = 9.0 if L <= 300 else 12.0
+    fig = plt.figure(figsize=(width, height))
+    ax = fig.add_axes([0.0, 0.0, 0.86, 1.0])
+    sax = fig.add_axes([0.865, 0.0, 0.02, 1.0], sharey=ax)
+    colors, legend = family_colors(langs, families)
+    font = float(np.clip(height * 72 / max(shown, 1) * 0.72, 4.0, 10.0))
+    d = dendrogram(clustering.Z, orientation="left", no_labels=True, ax=ax,
+                   color_threshold=0, above_threshold_color="#333333")
+    leaves = d["leaves"]
+    lw = 1.2 if L <= 100 else (0.7 if L <= 400 else 0.45)
+    for coll in ax.collections:
+        coll.set_linewidth(lw)
+    ax.set_ylim(0, 10 * L)
+    ax.set_yticks([])
+    for s_ in ("top", "right", "left"):
+        ax.spines[s_].set_visible(False)
+    ax.set_xlabel("distance (1 - similarity)")
+    # scipy places leaf i at y = 5 + 10 * i (bottom to top)
+    strip = np.array([colors[langs[i]] for i in leaves])[:, None, :]
+    sax.imshow(strip, aspect="auto", interpolation="nearest", origin="lower", extent=(0, 1, 0, 10 * L))
+    sax.set_xticks([])
+    for s_ in ("top", "right", "left", "bottom"):
+        sax.spines[s_].set_visible(False)
+    idx = list(range(0, L, step))
+    sax.yaxis.tick_right()
+    sax.set_yticks([5 + 10 * i for i in idx])
+    sax.set_yticklabels([_label(langs[leaves[i]], label_names) for i in idx], fontsize=font)
+    sax.tick_params(axis="y", length=2, pad=2)
+    ax.tick_params(axis="y", which="both", left=False, labelleft=False)
+    for t, i in zip(sax.get_yticklabels(), idx):
+        t.set_color(colors[langs[leaves[i]]])
+    t = title or f"{clustering.name or 'similarity'}: {clustering.method} linkage, {L} languages"
+    if step > 1:
+        t += f"\n(every {step}th label shown; the colour strip shows every language)"
+    ax.set_title(t, fontsize=11)
+    if legend:
+        from matplotlib.patches import Patch
+        ax.legend(handles=[Patch(color=c, label=f) for f, c in legend.items()], loc="upper right",
+                  bbox_to_anchor=(-0.02, 1.0), fontsize=8, title="family (languages)", title_fontsize=8)
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def _label(lang: str, names: Mapping[str, str] | None) -> str:
+    if names and names.get(lang):
+        return f"{names[lang]} ({lang})"
+    return lang
+
+
+def plot_heatmap(matrix, order: Sequence[int] | None = None,
+                 families: Mapping[str, str | None] | None = None,
+                 path: str | os.PathLike | None = None, title: str | None = None,
+                 cmap: str = "viridis", max_labels: int = 150):
+    """Similarity heatmap of a LanguageMatrix, rows/columns in `order` (e.g. the dendrogram's
+    leaf order), with family colour strips on the left and top (every language); labels
+    thinned above `max_labels`. The colour scale spans the 2nd-98th percentile of
+    off-diagonal values (the diagonal is not drawn), so a few extreme pairs do not flatten it."""
+    plt = _plt()
+    langs = list(matrix.languages)
+    L = len(langs)
+    order = list(range(L)) if order is None else list(order)
+    v = np.array(matrix.values, dtype=np.float64)[np.ix_(order, order)]
+    np.fill_diagonal(v, np.nan)
+    ol = [langs[i] for i in order]
+    off = v[np.isfinite(v)]
+    vmin, vmax = (np.percentile(off, 2), np.percentile(off, 98)) if off.size else (0, 1)
+    step = _thin(L, max_labels)
+    idx = list(range(0, L, step))
+    side = float(np.clip(len(idx) * 0.13 + 2.5, 6.0, 22.0))
+    font = float(np.clip(side * 72 * 0.8 / max(len(idx), 1) * 0.72, 4.0, 10.0))
+    fig = plt.figure(figsize=(side + 3.2, side + 0.6))
+    W, H = side + 3.2, side + 0.6
+    x0, y0, w, h = 1.3 / W, 1.3 / H, (side - 1.4) / W, (side - 1.4) / H
+    ax = fig.add_axes([x0, y0, w, h])
+    im = ax.imshow(v, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest", aspect="auto")
+    colors, legend = family_colors(ol, families)
+    sw = 0.18 / W
+    sh = 0.18 / H
+    lax = fig.add_axes([x0 - sw - 0.002, y0, sw, h], sharey=ax)
+    tax = fig.add_axes([x0, y0 + h + 0.002, w, sh], sharex=ax)
+    rgb = np.array([colors[l] for l in ol])
+    lax.imshow(rgb[:, None, :], aspect="auto", interpolation="nearest")
+    tax.imshow(rgb[None, :, :], aspect="auto", interpolation="nearest")
+    for a in (lax, tax):
+        for s_ in a.spines.values():
+            s_.set_visible(False)
+    tax.tick_params(axis="both", which="both", length=0, labelbottom=False, labelleft=False)
+    lax.set_xticks([])
+    lax.set_yticks(idx)
+    lax.set_yticklabels([ol[i] for i in idx], fontsize=font)
+    ax.tick_params(axis="y", which="both", left=False, labelleft=False)
+    ax.set_xticks(idx)
+    ax.set_xticklabels([ol[i] for i in idx], rotation=90, fontsize=font)
+    if families:
+        for lab, i in zip(lax.get_yticklabels(), idx):
+            lab.set_color(colors[ol[i]])
+        for lab, i in zip(ax.get_xticklabels(), idx):
+            lab.set_color(colors[ol[i]])
+    cax = fig.add_axes([x0 + w + 0.15 / W, y0, 0.2 / W, h * 0.45])
+    fig.colorbar(im, cax=cax, label=f"similarity ({matrix.name})" if matrix.name else "similarity")
+    t = title or f"{matrix.name or 'similarity'}: {L} languages"
+    if step > 1:
+        t += f" (every {step}th label shown; colour strips show every language)"
+    tax.set_title(t, fontsize=11)
+    if legend:
+        from matplotlib.patches import Patch
+        fig.legend(handles=[Patch(color=c, label=f) for f, c in legend.items()], loc="upper left",
+                   bbox_to_anchor=(x0 + w + 0.1 / W, y0 + h), fontsize=8, title="family (languages)",
+                   title_fontsize=8)
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.PathLike | None = None,
+                              title: str | None = None):
+    """Mean correlation per layer, one line per measure, with the bootstrap interval as a
+    band where computed; each measure's best layer is marked."""
+    plt = _plt()
+    items = list(corrs.values()) if isinstance(corrs, dict) else list(corrs)
+    fig, ax = plt.subplots(figsize=(8.5, 5.0))
+    import matplotlib
+    cmap = matplotlib.colormaps["tab10"]
+    for n, c in enumerate(items):
+        y = c.mean_pearson if method == "pearson" else c.mean_spearman
+        if not np.isfinite(y).any():
+            continue
+        col = cmap(n % 10)
+        x = np.asarray(c.layers)
+        used = int(np.nanmax(c.n_used)) if len(c.n_used) else 0
+        ax.plot(x, y, "-o", color=col, ms=4, lw=1.8, label=f"{c.measure} (n={used})")
+        lo, hi = c.ci.get(f"{method}_low"), c.ci.get(f"{method}_high")
+        if lo is not None and hi is not None:
+            ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
+        b = int(np.nanargmax(y))
+        ax.plot([x[b]], [y[b]], marker="*", ms=14, color=col, mec="black", mew=0.6)
+    ax.axhline(0, color="#999999", lw=0.8)
+    ax.set_xlabel("layer (hidden state; 0 = embeddings)")
+    ax.set_ylabel(f"mean {method.capitalize()} r over languages")
+    if items:
+        ax.set_xticks(items[0].layers)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=9, loc="best", title="measure (languages used)", title_fontsize=8)
+    model = items[0].model if items else ""
+    ax.set_title(title or f"{model}: agreement with linguistic measures by layer (* = best)", fontsize=11)
+    if path:
+        save_figure(fig, path)
+    return fig
+
+
+def plot_best_layers(corrs, method: str = "pearson", path: str | os.PathLike | None = None,
+                     families: Mapping[str, str | None] | None = None, title: str | None = None):
+    """Per-language best layers. Left: for each measure, the share of languages whose
+    correlation peaks at each layer. Right: each language's maximum correlation against its
+    best layer (jittered), one colour per measure: readable at any number of languages."""
+    plt = _plt()
+    import matplotlib
+    items = list(corrs.values()) if isinstance(corrs, dict) else list(corrs)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5.2))
+    cmap = matplotlib.colormaps["tab10"]
+    rng = np.random.default_rng(0)
+    all_layers = sorted({k for c in items for k in c.layers})
+    width = 0.8 / max(1, len(items))
+    for n, c in enumerate(items):
+        best = [b for b in c.language_best_layer(method) if b is not None]
+        mx = c.language_max(method)
+        ok = np.isfinite(mx)
+        if not best:
+            continue
+        share = np.array([best.count(k) for k in all_layers], dtype=float) / len(best)
+        col = cmap(n % 10)
+        a1.bar(np.arange(len(all_layers)) + (n - (len(items) - 1) / 2) * width, share, width=width,
+               color=col, label=f"{c.measure} (n={len(best)})")
+        bl = np.array([b for b in c.language_best_layer(method) if b is not None], dtype=float)
+        jit = rng.uniform(-0.3, 0.3, size=len(bl))
+        a2.scatter(bl + jit, mx[ok], s=12 if len(bl) < 300 else 4, alpha=0.7, color=col, label=c.measure)
+    a1.set_xticks(np.arange(len(all_layers)))
+    a1.set_xticklabels(all_layers)
+    a1.set_xlabel("best layer")
+    a1.set_ylabel("share of languages")
+    a1.legend(fontsize=8)
+    a1.grid(axis="y", alpha=0.3)
+    a1.set_title("where each language's correlation peaks", fontsize=10)
+    a2.set_xlabel("best layer (jittered)")
+    a2.set_ylabel(f"max {method.capitalize()} r over layers")
+    a2.set_xticks(all_layers)
+    a2.grid(alpha=0.3)
+    a2.axhline(0, color="#999999", lw=0.8)
+    a2.legend(fontsize=8, markerscale=2)
+    a2.set_title("each language: best layer and its correlation", fontsize=10)
+    model = items[0].model if items else ""
+    fig.suptitle(title or f"{model}: per-language best layers ({method})", fontsize=11)
+    fig.tight_layout()
+    if path:
+        save_figure(fig, path)
+    return fig
