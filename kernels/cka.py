@@ -14,8 +14,9 @@ and `change = 1 - CKA`.
 
 Feature-space streaming. Linear and debiased CKA never form an n x n matrix. For every
 (language, layer) we accumulate over sentence blocks, after subtracting a per-(language,
-layer) shift vector (the mean of the first block that has rows; it only keeps the sums small,
-every quantity below is exactly shift-invariant):
+layer) shift vector (the first present row; it keeps the sums small and every quantity below
+is exactly shift-invariant; a constant representation, e.g. CLS pooling at hidden state 0,
+becomes exactly zero and gets CKA = NaN):
 
     n, sx = X^T 1, sy = Y^T 1                          (counts, column sums)
     Sxy = X^T Y, Sxx = X^T X, Syy = Y^T Y              (H x H, batched with torch.bmm)
@@ -238,13 +239,14 @@ class _Accumulator:
             num = (x * y).sum(-1)
             den = (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(torch.finfo(self.dtype).tiny)
             self.cos += (num / den * m).sum(1)
-        # shift: first block with rows fixes it (exactly invariant, keeps sums well scaled)
+        # shift: the first present row (exactly invariant, keeps the sums well scaled, and a
+        # constant representation becomes exactly 0, so its CKA is NaN rather than noise)
         new = (~self.has_shift) & (cnt > 0)
         if bool(new.any()):
-            mean_x = (x * m[..., None]).sum(1) / cnt.clamp_min(1)[:, None]
-            mean_y = (y * m[..., None]).sum(1) / cnt.clamp_min(1)[:, None]
-            self.shift_x[new] = mean_x[new]
-            self.shift_y[new] = mean_y[new]
+            first = m.argmax(1)
+            rows = torch.arange(x.shape[0], device=x.device)
+            self.shift_x[new] = x[rows, first][new]
+            self.shift_y[new] = y[rows, first][new]
             self.has_shift |= new
         mm = m[..., None]
         x = (x - self.shift_x[:, None, :]) * mm
@@ -332,6 +334,7 @@ def _finish(r: dict) -> dict:
 def _rbf_gram(x, sigma: float | None, threshold: float):
     """Gaussian Gram [B, n, n] of x [B, n, H] (float64); sigma None = median heuristic."""
     import torch
+    x = x - x[:, :1]  # translation-invariant; a constant representation becomes exactly 0
     sq = (x * x).sum(-1)
     d2 = (sq[:, :, None] + sq[:, None, :] - 2 * torch.bmm(x, x.transpose(1, 2))).clamp_min(0)
     if sigma is None:
@@ -362,7 +365,8 @@ def _rbf_cka_torch(x, y, sigma: float | None = None, threshold: float = 1.0) -> 
     hxy = (kc * lc).sum((1, 2))
     hxx = (kc * kc).sum((1, 2))
     hyy = (lc * lc).sum((1, 2))
-    return (hxy / torch.sqrt(hxx * hyy)).cpu().numpy()
+    out = (hxy / torch.sqrt(hxx * hyy)).cpu().numpy()
+    return np.where((hxx > 0).cpu().numpy() & (hyy > 0).cpu().numpy(), out, np.nan)
 
 
 # --------------------------------------------------------------------------------------------
