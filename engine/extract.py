@@ -32,10 +32,10 @@ import numpy as np
 from babelmap.engine.batching import Batch, default_token_budget, make_batches
 from babelmap.engine.corpora.base import ParallelCorpus
 from babelmap.engine.errors import CorpusError, StoreError
-from babelmap.engine.join import join_parts, list_parts
+from babelmap.engine.join import join_parts
 from babelmap.engine.lock import OutputLock
-from babelmap.engine.parts import (BadPart, Part, describe_diff, is_tmp, parts_dir, provenance_diff,
-                                   read_arrays, read_part, write_part)
+from babelmap.engine.parts import (BadPart, describe_diff, is_tmp, parts_dir, provenance_diff, read_arrays,
+                                   read_part, reset_test_counter, write_part)
 from babelmap.engine.plan import DEFAULT_UNIT_BYTES, DEFAULT_UNIT_TOKENS, Unit, assign, plan_units
 
 log = logging.getLogger("babelmap")
@@ -54,12 +54,18 @@ class _Single:
         pass
 
 
-def _state():
+def _state(device: str = "auto"):
+    """accelerate's PartialState: one process under plain python; under `accelerate launch` /
+    `torchrun` with N processes, N ranks (gloo on CPU: asked for with --device cpu, accelerate's
+    --cpu, or when there is no CUDA)."""
     try:
         from accelerate import PartialState
     except ImportError:  # pragma: no cover - accelerate is a dependency
         return _Single()
-    return PartialState()
+    import torch
+    cpu = (device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
+           or not torch.cuda.is_available())
+    return PartialState(cpu=cpu)
 
 
 def _device_for(state, device: str) -> str:
@@ -166,7 +172,7 @@ def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *
     if not corpus.languages or not corpus.sentence_ids:
         raise CorpusError(f"corpus {corpus.name} is empty ({len(corpus.languages)} languages, "
                           f"{len(corpus.sentence_ids)} sentences)")
-    state = _state()
+    state = _state(device)
     main = state.is_main_process
     lock = OutputLock(out) if main else None
     if lock is not None:
@@ -185,6 +191,7 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
     main = state.is_main_process
     folder = parts_dir(out)
     t0 = time.perf_counter()
+    reset_test_counter()
     if overwrite and main:
         if out.exists():
             out.unlink()

@@ -38,6 +38,12 @@ TMP_MARK = ".tmp-"
 _written = 0  # parts renamed into place by this process (for the test hooks)
 
 
+def reset_test_counter() -> None:
+    """Start counting parts for the test hooks afresh (once per extraction run)."""
+    global _written
+    _written = 0
+
+
 class BadPart(Exception):
     """A part file that cannot be trusted (unreadable, truncated, checksum or shape wrong)."""
 
