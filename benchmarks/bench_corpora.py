@@ -101,7 +101,8 @@ def main() -> int:
     out.write_text(json.dumps({"benchmark": "corpora", "repeat": args.repeat,
                                "baseline": "open().read().split('\\n') (udhr: ElementTree.parse) over the same files",
                                "machine": {"python": platform.python_version(), "cpus": os.cpu_count(),
-                                           "platform": platform.platform()},
+                                           "platform": platform.platform(),
+                                           "load_average_1min": round(os.getloadavg()[0], 2)},
                                "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                                "results": rows}, indent=2) + "\n")
     print(f"wrote {out}")
