@@ -60,6 +60,11 @@ def test_ebible_variants_scripts_and_text(ebible, ebible_dir: Path) -> None:
     assert len(eng) == 24 and all(l.startswith("eng_Latn-") for l in eng)
     assert "eng_Latn-engwebp" in eng and "eng_Latn" not in c.languages
     assert "aai_Latn" in c.languages           # one translation: no variant
+    # data README: 758 language codes, 49 of them with more than one translation
+    from babelmap.engine.languages import iso639_3
+    assert len({iso639_3(l) for l in c.languages}) == 758
+    assert len({iso639_3(l) for l in c.languages if "-" in l}) == 49
+    assert all(("-" in l) == (sum(iso639_3(k) == iso639_3(l) for k in c.languages) > 1) for l in c.languages)
     san = {l.split("-")[1]: l.split("-")[0] for l in c.languages if l.startswith("san_")}
     assert len(san) == 22
     assert san["sandev"] == "san_Deva" and san["santam"] == "san_Taml" and san["santib"] == "san_Tibt"
