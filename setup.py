@@ -52,6 +52,7 @@ setup(
         "psutil>=5.9",
         "filelock>=3.12",
         "newick>=1.9",
+        "fonttools>=4.40",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2"],
