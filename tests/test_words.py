@@ -6,6 +6,15 @@ import numpy as np
 import pytest
 import torch
 
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny models run far faster on one thread on a shared machine (no spin-waiting)."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
 from babelmap.engine.corpora import ParallelCorpus
 from babelmap.engine.errors import StoreError
 from babelmap.engine.words import (extract_words, open_words, pooling_matrix, segment, segment_words)
