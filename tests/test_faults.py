@@ -1,0 +1,169 @@
+"""Faults: a full disk, corrupt and truncated parts, a model/corpus/dtype changed between
+runs, two runs on one output, and a join that would miss or double sentences. Each stops
+with a clear message or resumes, and the finished store always equals an unfaulted run."""
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import socket
+
+import h5py
+import numpy as np
+import pytest
+
+from babelmap.cli import main as cli
+from babelmap.engine.corpora import read_corpus
+from babelmap.engine.extract import extract
+from babelmap.engine.join import join_parts, list_parts
+from babelmap.engine.lock import OutputLock
+from babelmap.engine.parts import PART_KEYS, parts_dir
+from babelmap.errors import StoreError
+from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, read_store, write_plain
+
+LANGS = ("deu_Latn", "eng_Latn", "fra_Latn", "rus_Cyrl")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory, tiny_bert):
+    tmp = tmp_path_factory.mktemp("faults")
+    corpus_dir = write_plain(tmp / "corpus", corpus_rows(LANGS, n=16, seed=9))
+    corpus = read_corpus(corpus_dir, "plain")
+    ref = run(corpus, tmp / "ref.h5", tiny_bert)
+    return corpus_dir, corpus, ref
+
+
+def run(corpus, out, model, **kw):
+    return extract(corpus, out, str(model), device="cpu", token_budget=64, progress=False, **kw)
+
+
+def files(folder):
+    return sorted(p.name for p in folder.iterdir())
+
+
+def written(caplog) -> int:
+    return sum(int(r.getMessage().split()[3]) for r in caplog.records if "wrote" in r.getMessage()
+               and r.getMessage().startswith("process"))
+
+
+def test_full_disk_is_a_clean_error_and_resumes(tmp_path, setup, tiny_bert, monkeypatch, capsys):
+    corpus_dir, corpus, ref = setup
+    out = tmp_path / "s.h5"
+    monkeypatch.setenv("BABELMAP_TEST_ENOSPC_AT_PART", "2")
+    rc = cli(extract_args(corpus_dir, tiny_bert, out))
+    err = capsys.readouterr().err
+    assert rc == 1 and "Traceback" not in err
+    assert "the disk is full" in err and "run the same command again" in err
+    assert files(parts_dir(out)) == [f for f in files(parts_dir(out)) if ".tmp-" not in f]  # no partial part
+    assert len(files(parts_dir(out))) == 1 and not out.exists()
+    monkeypatch.delenv("BABELMAP_TEST_ENOSPC_AT_PART")
+    run(corpus, out, tiny_bert)  # the lock was released, the finished part is reused
+    assert_same_store(ref, out)
+
+
+def corrupt(path):
+    with h5py.File(path, "r") as f:
+        off = f["embeddings"].id.get_offset()
+    with open(path, "r+b") as fh:
+        fh.seek(off + 8)
+        b = fh.read(4)
+        fh.seek(off + 8)
+        fh.write(bytes(x ^ 0x5A for x in b))
+
+
+def truncate(path):
+    with open(path, "r+b") as fh:
+        fh.truncate(os.path.getsize(path) // 2)
+
+
+@pytest.mark.parametrize("damage", [corrupt, truncate], ids=["corrupt", "truncated"])
+def test_damaged_part_is_redone(tmp_path, setup, tiny_bert, damage, caplog):
+    _, corpus, ref = setup
+    out = tmp_path / "s.h5"
+    run(corpus, out, tiny_bert, keep_parts=True)
+    out.unlink()
+    parts = list_parts(parts_dir(out))
+    assert len(parts) == len(LANGS)
+    damage(parts[1])
+    with caplog.at_level(logging.INFO, logger="babelmap"):
+        run(corpus, out, tiny_bert, keep_parts=True)
+    assert any("redoing a damaged part" in r.getMessage() and parts[1].name in r.getMessage()
+               for r in caplog.records)
+    assert written(caplog) == 1  # only the damaged unit
+    assert_same_store(ref, out)
+
+
+def test_model_changed_is_refused(tmp_path, setup, tiny_bert, tmp_path_factory):
+    from tiny import make_tiny_model
+    _, corpus, _ = setup
+    other = make_tiny_model(tmp_path_factory.mktemp("other-bert"), "bert", seed=1)
+    out = tmp_path / "s.h5"
+    run(corpus, out, tiny_bert, keep_parts=True)
+    with pytest.raises(StoreError, match=r"(?s)existing store.*model_fingerprint.*--overwrite"):
+        run(corpus, out, other)
+    out.unlink()
+    with pytest.raises(StoreError, match=r"(?s)part .*different run.*model_fingerprint.*--overwrite"):
+        run(corpus, out, other)
+    run(corpus, out, other, overwrite=True)
+    _, attrs = read_store(out)
+    _, ref_attrs = read_store(setup[2])
+    assert attrs["model_fingerprint"] != ref_attrs["model_fingerprint"]
+
+
+def test_corpus_or_dtype_changed_is_refused(tmp_path, setup, tiny_bert):
+    _, corpus, _ = setup
+    out = tmp_path / "s.h5"
+    run(corpus, out, tiny_bert, keep_parts=True)
+    out.unlink()
+    rows = {l: list(corpus.text(l)) for l in corpus.languages}
+    rows["eng_Latn"][3] = "a changed sentence"
+    changed = write_plain(tmp_path / "corpus", rows)
+    # same folder name as the original, so only the content (fingerprint) differs
+    with pytest.raises(StoreError, match=r"(?s)corpus_fingerprint: there .*--overwrite to discard it, or choose another --out"):
+        run(read_corpus(changed, "plain"), out, tiny_bert)
+    with pytest.raises(StoreError, match=r"dtype: there 'float16', this run 'float32'"):
+        run(corpus, out, tiny_bert, store_dtype="float32")
+    assert len(list_parts(parts_dir(out))) == len(LANGS)  # refusing never deletes finished work
+
+
+def test_second_run_on_the_same_output_is_locked_out(tmp_path, setup, tiny_bert):
+    _, corpus, _ = setup
+    out = tmp_path / "s.h5"
+    with OutputLock(out):
+        with pytest.raises(StoreError, match=rf"another run is writing .*pid {os.getpid()} on host "
+                                             rf"{socket.gethostname()}"):
+            run(corpus, out, tiny_bert)
+    assert not out.exists() and not parts_dir(out).exists()
+    run(corpus, out, tiny_bert)  # free again
+
+
+@pytest.mark.slow
+def test_lock_between_processes(tmp_path, setup, tiny_bert):
+    corpus_dir, _, _ = setup
+    out = tmp_path / "s.h5"
+    with OutputLock(out):
+        r = babelmap(extract_args(corpus_dir, tiny_bert, out), tmp_path)
+    assert r.returncode == 1 and f"pid {os.getpid()}" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_join_refuses_missing_or_doubled_sentences(tmp_path, setup, tiny_bert):
+    _, corpus, ref = setup
+    out = tmp_path / "s.h5"
+    run(corpus, out, tiny_bert, keep_parts=True)
+    arrays, attrs = read_store(out)
+    out.unlink()
+    folder = parts_dir(out)
+    kw = dict(languages=corpus.languages, sentence_ids=corpus.sentence_ids, mask=arrays["mask"],
+              provenance={k: attrs[k] for k in PART_KEYS}, n_layers=3, hidden=32, store_dtype="float16",
+              attrs=attrs)
+    parts = list_parts(folder)
+    shutil.copy(parts[0], folder / ("zz-copy-" + parts[0].name))
+    with pytest.raises(StoreError, match=r"language deu_Latn: \d+ sentences are in more than one part"):
+        join_parts(folder, out, **kw)
+    (folder / ("zz-copy-" + parts[0].name)).unlink()
+    parts[2].unlink()
+    with pytest.raises(StoreError, match=r"language fra_Latn: \d+ sentences are in no part .*run the same command"):
+        join_parts(folder, out, **kw)
+    assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
+    with pytest.raises(StoreError, match=r"(?s)pooling: there 'mean', this run 'cls'"):
+        join_parts(folder, out, **dict(kw, provenance=dict(kw["provenance"], pooling="cls")))
