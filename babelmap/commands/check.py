@@ -1,0 +1,42 @@
+"""`babelmap check`: verify a store and exit non-zero with one message per defect."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+NAME = "check"
+HELP = "verify a store: completeness, mask/token consistency, NaN/Inf, provenance, shapes"
+EXAMPLE = """babelmap check flores.h5
+babelmap check flores.h5 --corpus ../shared/data/flores200/dev --format flores   # also against the corpus"""
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("store", help="the store (HDF5) to verify")
+    p.add_argument("--corpus", help="also verify against this corpus (languages, sentences, mask, fingerprint)")
+    p.add_argument("--format", help="format of --corpus")
+    p.add_argument("--langs", nargs="+", metavar="GLOB", help="the --langs the store was extracted with")
+    p.add_argument("--max-sentences", type=int, help="the --max-sentences the store was extracted with")
+    p.add_argument("--min-languages", type=int, help="the --min-languages the store was extracted with")
+    p.add_argument("--skip-bad", action="store_true", help="read the corpus as extract --skip-bad did")
+
+
+def run(args: argparse.Namespace) -> int:
+    from babelmap.engine.check import check_store
+    from babelmap.engine.errors import CorpusError
+    corpus = None
+    if args.corpus or args.format == "cldr":
+        if not args.format:
+            raise CorpusError("--corpus needs --format")
+        from babelmap.commands.extract import load_corpus
+        corpus = load_corpus(args)
+    defects = check_store(args.store, corpus=corpus, progress=sys.stderr.isatty())
+    if defects:
+        for d in defects:
+            print(f"{args.store}: {d}", file=sys.stderr)
+        print(f"{args.store}: {len(defects)} defect(s)", file=sys.stderr)
+        return 1
+    from babelmap.commands.extract import summary
+    from pathlib import Path
+    print(summary(Path(args.store)))
+    print("ok: no defects")
+    return 0
