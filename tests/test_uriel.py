@@ -17,7 +17,6 @@ from scipy.stats import pearsonr, spearmanr
 
 pytest.importorskip("urielplus")
 
-from babelmap.analysis.linguistic import uriel  # noqa: E402
 from babelmap.analysis.linguistic.uriel import KINDS, distances, load_urielplus, uriel_matrix  # noqa: E402
 from babelmap.kernels.matrix import LanguageMatrix  # noqa: E402
 
