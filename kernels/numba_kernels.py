@@ -93,6 +93,88 @@ def _rank_rows_nb(x, out):
             out[r, order[t]] = np.nan
 
 
+@nb.njit(inline="always")
+def _scale_row(out, l, j, H, ss):
+    scale = 1.0 / np.sqrt(ss) if ss > 0 else 0.0
+    for h in range(H):
+        out[l, j, h] = out[l, j, h] * scale
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _normalise_layer_f16(raw, k, lut, present, mean, use_mean, out):
+    L, s, H = out.shape
+    for i in nb.prange(L * s):
+        l = i // s
+        j = i - l * s
+        ss = 0.0
+        if present[l, j]:
+            for h in range(H):
+                v = np.float64(lut[raw[l, k, j, h]])
+                if use_mean:
+                    v -= mean[h]
+                out[l, j, h] = v
+                w = np.float64(out[l, j, h])
+                ss += w * w
+        else:
+            for h in range(H):
+                out[l, j, h] = 0.0
+        _scale_row(out, l, j, H, ss)
+
+
+@nb.njit(parallel=True, cache=True, fastmath=False)
+def _normalise_layer_float(raw, k, present, mean, use_mean, out):
+    L, s, H = out.shape
+    for i in nb.prange(L * s):
+        l = i // s
+        j = i - l * s
+        ss = 0.0
+        if present[l, j]:
+            for h in range(H):
+                v = np.float64(raw[l, k, j, h])
+                if use_mean:
+                    v -= mean[h]
+                out[l, j, h] = v
+                w = np.float64(out[l, j, h])
+                ss += w * w
+        else:
+            for h in range(H):
+                out[l, j, h] = 0.0
+        _scale_row(out, l, j, H, ss)
+
+
+_F16_LUT = None
+
+
+def _f16_lut() -> np.ndarray:
+    """float32 value of every float16 bit pattern (256 KiB; stays in cache)."""
+    global _F16_LUT
+    if _F16_LUT is None:
+        _F16_LUT = np.arange(65536, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)
+    return _F16_LUT
+
+
+def normalise_layer(raw: np.ndarray, k: int, present: np.ndarray, dtype=np.float32,
+                    mean: np.ndarray | None = None, out: np.ndarray | None = None) -> np.ndarray:
+    """Rows of hidden state k of a store block raw [L, K, s, H], L2-normalised (after
+    subtracting `mean` [H] when given), missing rows (present False) zero: [L, s, H] in `dtype`.
+    One fused pass (float16 decoded through a lookup table, norms summed in float64)."""
+    L, _, s, H = raw.shape
+    if out is None:
+        out = np.empty((L, s, H), dtype)
+    raw = np.ascontiguousarray(raw)
+    use_lut = raw.dtype == np.float16
+    src = raw.view(np.uint16) if use_lut else raw
+    if not use_lut and src.dtype not in (np.float32, np.float64):
+        src = src.astype(np.float32)
+    m = np.zeros(1, np.float64) if mean is None else np.ascontiguousarray(mean, dtype=np.float64)
+    p = np.ascontiguousarray(present, dtype=np.bool_)
+    if use_lut:
+        _normalise_layer_f16(src, int(k), _f16_lut(), p, m, mean is not None, out)
+    else:
+        _normalise_layer_float(src, int(k), p, m, mean is not None, out)
+    return out
+
+
 # ---------------------------------------------------------------------------------------------
 # dispatch
 # ---------------------------------------------------------------------------------------------

@@ -106,3 +106,21 @@ def test_auto_dispatch_follows_cuda_tensors():
     got = pool_ragged(torch.from_numpy(values).cuda(), offsets, mask)
     assert got.is_cuda
     np.testing.assert_allclose(got.cpu().numpy(), pool_ragged(values, offsets, mask), atol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", [np.float16, np.float32])
+def test_normalise_layer_fused(dtype):
+    from babelmap.kernels.numba_kernels import normalise_layer
+    rng = np.random.default_rng(4)
+    raw = rng.normal(size=(5, 3, 20, 16)).astype(dtype)
+    raw[1, :, 4] = 0                                         # present but zero -> stays zero
+    present = rng.random((5, 20)) > 0.3
+    mean = rng.normal(size=16)
+    for mu in (None, mean):
+        x = raw[:, 2].astype(np.float64) - (0 if mu is None else mu)
+        n = np.linalg.norm(x, axis=-1, keepdims=True)
+        ref = np.where(n > 0, x / np.where(n > 0, n, 1), 0) * present[..., None]
+        got = normalise_layer(raw, 2, present, np.float32, mu)
+        np.testing.assert_allclose(got, ref, atol=1e-6)
+        got64 = normalise_layer(raw, 2, present, np.float64, mu)
+        np.testing.assert_allclose(got64, ref, atol=1e-14)

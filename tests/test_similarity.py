@@ -56,7 +56,7 @@ def check(r, sim, cnt, atol):
     np.testing.assert_allclose(r.sim, sim, atol=atol, rtol=0, equal_nan=True)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("backend", ["numpy", "torch", "torch-all"])
 @pytest.mark.parametrize("precision,atol", [("float32", 2e-6), ("float64", 1e-7)])
 def test_arrays_match_reference(backend, precision, atol):
     E, M = data()
@@ -118,7 +118,7 @@ def test_center_matches_reference():
     E, M = data(seed=3)
     E = (E + 2.0 * np.random.default_rng(9).normal(size=(1, 3, 1, 16))).astype(np.float16)  # common offset
     sim, cnt = reference(E, M, center=True)
-    for backend in ("numpy", "torch"):
+    for backend in ("numpy", "torch", "torch-all"):
         r = similarity_from_arrays(E, M, center=True, backend=backend, device="cpu")
         check(r, sim, cnt, 3e-6)
         assert r.attrs["center"] is True
