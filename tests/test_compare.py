@@ -121,3 +121,104 @@ def test_cli_refuses_mismatched_stores(stores, capsys, other, message):
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
     assert not out.exists()
+
+
+# ---- analysis: correlation of the change with distance and transfer -------------------------
+def synthetic_result(seed: int = 0):
+    """CKAResult whose change at layer k is k * 0.05 * distance(target, source) + noise."""
+    from babelmap.kernels.matrix import LanguageMatrix
+
+    rng = np.random.default_rng(seed)
+    langs = ["deu_Latn", "eng_Latn", "fra_Latn", "arb_Arab", "zho_Hans", "rus_Cyrl", "hin_Deva",
+             "spa_Latn", "jpn_Jpan", "tur_Latn", "fin_Latn", "pes_Arab"]
+    L, K = len(langs), 4
+    sim = rng.uniform(0, 1, size=(L, L))
+    sim = (sim + sim.T) / 2
+    np.fill_diagonal(sim, 1.0)
+    matrix = LanguageMatrix(langs, sim, "toy")
+    dist = -sim[langs.index("eng_Latn")]
+    change = np.array([k * 0.05 * dist + 0.5 + 0.002 * rng.normal(size=L) for k in range(K)])
+    change[0] = 0.01 * rng.normal(size=L)  # layer 0: unrelated noise
+    cka = 1 - change
+    res = CKAResult(langs, list(range(K)), cka, cka, np.ones((K, L)), np.full(L, 100))
+    return res, matrix, dist
+
+
+def test_correlations_match_scipy_and_bootstrap_loop():
+    from scipy.stats import pearsonr, spearmanr
+
+    from babelmap.analysis.change import correlate_change, distance_row
+
+    res, matrix, dist = synthetic_result()
+    values = distance_row(matrix, "eng_Latn", res.languages)
+    assert values["deu_Latn"] == pytest.approx(-matrix.get("eng_Latn", "deu_Latn"))
+    c = correlate_change(res, values, source="eng_Latn", name="toy", bootstrap=200, seed=3)
+    assert "eng_Latn" not in c.languages and len(c.languages) == 11
+    keep = [i for i, l in enumerate(res.languages) if l != "eng_Latn"]
+    for k in range(4):
+        x, y = 1 - res.cka_linear[k, keep], dist[keep]
+        assert c.pearson[k] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+        assert c.pearson_p[k] == pytest.approx(pearsonr(x, y)[1], rel=1e-9)
+        assert c.spearman[k] == pytest.approx(spearmanr(x, y)[0], abs=1e-12)
+        assert c.spearman_p[k] == pytest.approx(spearmanr(x, y)[1], rel=1e-9)
+        # bootstrap: the same resamples through SciPy one by one
+        idx = np.random.default_rng([3, k]).integers(0, len(x), size=(200, len(x)))
+        pb = [pearsonr(x[i], y[i])[0] for i in idx]
+        sb = [spearmanr(x[i], y[i])[0] for i in idx]
+        assert c.pearson_low[k] == pytest.approx(np.nanquantile(pb, 0.025), abs=1e-10)
+        assert c.spearman_high[k] == pytest.approx(np.nanquantile(sb, 0.975), abs=1e-10)
+    # the constructed dependence: strong at layers 1..3, none at layer 0
+    assert np.all(c.pearson[1:] > 0.9) and np.all(c.pearson_p[1:] < 1e-3)
+    assert abs(c.pearson[0]) < 0.8 and c.pearson_low[0] < 0 < c.pearson_high[0] or c.pearson_p[0] > 0.01
+    df = c.to_pandas()
+    assert list(df.layer) == [0, 1, 2, 3] and df.loc[2, "pearson"] == c.pearson[2]
+
+
+def test_transfer_table_codes_and_figures(tmp_path):
+    from babelmap.analysis.change import (correlate_all, plot_change_by_layer, plot_correlation_by_layer,
+                                          read_transfer, table)
+
+    res, matrix, dist = synthetic_result()
+    codes = {"deu_Latn": "de", "eng_Latn": "en", "fra_Latn": "fr", "arb_Arab": "ar", "zho_Hans": "zh",
+             "rus_Cyrl": "ru", "hin_Deva": "hi", "spa_Latn": "es", "jpn_Jpan": "ja", "tur_Latn": "tr",
+             "fin_Latn": "fi", "pes_Arab": "fa"}
+    rng = np.random.default_rng(1)
+    score = {l: 30 + 60 * sim_i + rng.normal() for l, sim_i in zip(res.languages, -dist)}
+    with open(tmp_path / "xpos.csv", "w") as fh:
+        fh.write(",task_type,lang_train,lang_pred,score\n")
+        for i, (l, c) in enumerate(codes.items()):
+            fh.write(f"{i},tc,en,{c},{score[l]}\n")
+            fh.write(f"{i + 100},tc,de,{c},1.0\n")  # another source: ignored
+        fh.write("999,tc,en,xx9,50\n")  # unknown code: reported, not fatal
+    transfer, unmatched = read_transfer(tmp_path / "xpos.csv", "eng_Latn", res.languages)
+    assert unmatched == ["xx9"]
+    assert set(transfer) == set(res.languages)  # ar -> arb_Arab, fa -> pes_Arab via macrolanguages
+    assert transfer["pes_Arab"] == pytest.approx(score["pes_Arab"])
+    corrs = correlate_all(res, "eng_Latn", measures={"toy": matrix}, transfer=transfer, bootstrap=100)
+    assert set(corrs) == {"toy", "transfer"}
+    # transfer is high where the distance is small: change correlates negatively with it
+    assert np.all(corrs["transfer"].spearman[1:] < -0.8)
+    assert len(table(corrs)) == 8
+    files = plot_change_by_layer(res, tmp_path / "change", color_by=transfer, color_label="transfer",
+                                 source="eng_Latn")
+    files += plot_correlation_by_layer(corrs, tmp_path / "corr.png")
+    for f in files:
+        assert f.exists() and f.stat().st_size > 5000
+
+
+def test_real_xpos_table():
+    from conftest import shared
+
+    from babelmap.analysis.change import read_transfer
+
+    path = shared("xpos", "udpos-ft-10000.csv")
+    langs = ["deu_Latn", "eng_Latn", "fra_Latn", "arb_Arab", "zho_Hans", "pes_Arab", "nob_Latn"]
+    transfer, unmatched = read_transfer(path, "eng_Latn", langs)
+    assert set(transfer) == set(langs)
+    import pandas as pd
+    df = pd.read_csv(path)
+    en = df[df.lang_train == "en"].set_index("lang_pred").score
+    assert transfer["deu_Latn"] == pytest.approx(en["de"])
+    assert transfer["pes_Arab"] == pytest.approx(en["fa"])
+    assert transfer["nob_Latn"] == pytest.approx(en["no"])
+    assert len(unmatched) == 105 - 7 and "af" in unmatched  # targets the result does not have
