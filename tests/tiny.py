@@ -59,3 +59,82 @@ def make_tiny_model(path: str | Path, family: str = "bert", seed: int = 0, layer
     model.eval()
     model.save_pretrained(str(path))
     return path
+
+
+FAMILIES = ("bert", "xlm-roberta", "mt5", "nllb", "gpt2", "bloom", "canine")
+"""Tiny families `make_tiny_model` builds (each offline, random weights, `layers` layers)."""
+
+
+def make_nllb_tokenizer(path: str | Path, vocab_size: int = 300):
+    """An NLLB tokenizer (NllbTokenizer class, language codes as specials) over a tiny
+    Metaspace BPE vocabulary trained on TRAIN_TEXT."""
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    from transformers import NllbTokenizer
+
+    bpe = Tokenizer(models.BPE(unk_token="<unk>"))
+    bpe.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always", split=True)
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "<pad>", "</s>", "<unk>"],
+                                  show_progress=False)
+    bpe.train_from_iterator(TRAIN_TEXT * 4, trainer)
+    data = __import__("json").loads(bpe.to_str())["model"]
+    merges = [tuple(m) if isinstance(m, list) else tuple(m.split(" ")) for m in data["merges"]]
+    tok = NllbTokenizer(vocab=data["vocab"], merges=merges, src_lang="eng_Latn")
+    tok.save_pretrained(str(path))
+    return tok
+
+
+def _tiny_model(family: str, path: Path, layers: int, hidden: int):
+    """(model, tokenizer length) for one family; the tokenizer is written to `path`."""
+    import transformers as tf
+
+    common = dict(num_attention_heads=2, intermediate_size=2 * hidden)
+    if family == "canine":
+        tf.CanineTokenizer(model_max_length=256).save_pretrained(str(path))
+        cfg = tf.CanineConfig(hidden_size=hidden, num_hidden_layers=layers, max_position_embeddings=256,
+                              downsampling_rate=4, upsampling_kernel_size=4, num_hash_functions=2,
+                              num_hash_buckets=256,  # CANINE sizes its position table by this
+                              local_transformer_stride=16, **common)
+        return tf.CanineModel(cfg)
+    if family == "nllb":
+        tok = make_nllb_tokenizer(path)
+        cfg = tf.M2M100Config(vocab_size=len(tok), d_model=hidden, encoder_layers=layers, decoder_layers=1,
+                              encoder_attention_heads=2, decoder_attention_heads=2, encoder_ffn_dim=2 * hidden,
+                              decoder_ffn_dim=2 * hidden, max_position_embeddings=128, pad_token_id=tok.pad_token_id,
+                              bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
+                              dropout=0.0)
+        return tf.M2M100Model(cfg)
+    tok = make_tokenizer(path)
+    if family == "xlm-roberta":
+        cfg = tf.XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,
+                                  max_position_embeddings=130, pad_token_id=tok.pad_token_id, **common)
+        return tf.XLMRobertaModel(cfg)
+    if family == "mt5":
+        cfg = tf.MT5Config(vocab_size=len(tok), d_model=hidden, d_kv=hidden // 2, d_ff=2 * hidden,
+                           num_layers=layers, num_decoder_layers=1, num_heads=2, pad_token_id=tok.pad_token_id,
+                           eos_token_id=tok.eos_token_id, decoder_start_token_id=tok.pad_token_id)
+        return tf.MT5Model(cfg)
+    if family == "gpt2":
+        cfg = tf.GPT2Config(vocab_size=len(tok), n_embd=hidden, n_layer=layers, n_head=2, n_positions=128,
+                            bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+        return tf.GPT2Model(cfg)
+    if family == "bloom":
+        cfg = tf.BloomConfig(vocab_size=len(tok), hidden_size=hidden, n_layer=layers, n_head=2,
+                             pad_token_id=tok.pad_token_id, bos_token_id=tok.bos_token_id,
+                             eos_token_id=tok.eos_token_id)
+        return tf.BloomModel(cfg)
+    raise ValueError(f"unknown tiny family {family!r}; choose one of {', '.join(FAMILIES)}")
+
+
+def make_tiny_family(path: str | Path, family: str, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
+    """Write a tiny random checkpoint of any family in FAMILIES to `path` and return the path."""
+    import torch
+
+    if family == "bert":
+        return make_tiny_model(path, "bert", seed=seed, layers=layers, hidden=hidden)
+    path = Path(path)
+    path.mkdir(parents=True, exist_ok=True)
+    torch.manual_seed(seed)
+    model = _tiny_model(family, path, layers, hidden)
+    model.eval()
+    model.save_pretrained(str(path))
+    return path

