@@ -45,7 +45,7 @@ def test_matrix_equals_urielplus_pairwise(up, kind):
     others = [str(x) for x in rng.choice(up.langs[1], 14, replace=False) if x not in WELL_KNOWN][:12]
     pool = WELL_KNOWN + others
     ids = [f"{c}_Latn" for c in pool]
-    m = uriel_matrix(kind, ids, cache=False)
+    m = uriel_matrix(kind, ids, cache=False, fallback=False)
     n_pairs = 6 if kind == "genetic" else 25          # genetic pairwise calls take ~1 s each
     pairs = [tuple(rng.choice(len(pool), 2, replace=False)) for _ in range(n_pairs)]
     pairs += [(0, 1), (0, 5), (len(WELL_KNOWN), len(WELL_KNOWN) + 1)]
@@ -96,8 +96,12 @@ def test_script_variants_missing_and_notes():
     assert m.get("zho_Hans", "zho_Hans") == 1.0
     assert m.missing == ["xqq_Latn"] and "not in URIEL" in m.notes["xqq_Latn"]
     assert np.isnan(m.row("xqq_Latn")).all()
-    s = uriel_matrix("syntactic", ["eng_Latn", "lvs_Latn"], cache=False)
+    s = uriel_matrix("syntactic", ["eng_Latn", "lvs_Latn"], cache=False, fallback=False)
     assert s.missing == ["lvs_Latn"] and "no syntactic features" in s.notes["lvs_Latn"]
+    # with the fallback, Standard Latvian (lvs) gets the data URIEL files under Latvian (lav)
+    f = uriel_matrix("syntactic", ["eng_Latn", "lvs_Latn", "lav_Latn"], cache=False)
+    assert not f.missing and "lav" in f.notes["lvs_Latn"]
+    assert f.get("lvs_Latn", "lav_Latn") == 1.0 and f.get("eng_Latn", "lvs_Latn") == f.get("eng_Latn", "lav_Latn")
 
 
 def test_cache_roundtrip(tmp_path, monkeypatch):
@@ -152,7 +156,7 @@ RENAMES = {"cmn_Hani": "zho_Hans", "ekk_Latn": "est_Latn", "gug_Latn": "grn_Latn
 
 def _agreement(kind: str):
     ref = LanguageMatrix.from_tsv(shared("mplm_sim_linguistic", f"{kind}.tsv")).rename(RENAMES)
-    ours = uriel_matrix(kind, ref.languages, cache=False)
+    ours = uriel_matrix(kind, ref.languages, cache=False, fallback=False)   # the release has none
     a, b = ours.values, ref.values
     off = ~np.eye(len(a), dtype=bool)
     # released rows that are 0 (or NaN) to everyone encode missing data: leave them out

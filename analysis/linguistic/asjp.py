@@ -20,7 +20,8 @@ One doculect per language: among the doculects with the language's ISO 639-3 cod
 attesting most of the 40 items; ties go to a living doculect over an extinct one, then to the
 shortest ID (the plain `MANDARIN`, `ENGLISH` rather than `MANDARIN_2`, `KUNMING_MANDARIN`),
 then alphabetically. Languages whose best doculect attests fewer than `min_items` (ASJP's usual
-minimum: 28) are left out and reported. The parsed lists are cached in `cache_dir("asjp")`.
+minimum: 28) are left out and reported. A code ASJP lacks falls back to the macrolanguage or its
+main individual language (`tables.candidate_codes`). The parsed lists are cached in `cache_dir("asjp")`.
 """
 from __future__ import annotations
 
@@ -36,16 +37,13 @@ import numpy as np
 
 from babelmap.engine.cache import cache_dir
 from babelmap.engine.errors import BabelmapError
-from babelmap.engine.languages import iso639_3
+from babelmap.analysis.linguistic.tables import candidate_codes
 from babelmap.kernels.matrix import LanguageMatrix
 
 ITEMS_40 = (1, 2, 3, 11, 12, 18, 19, 21, 22, 23, 25, 28, 30, 31, 34, 39, 40, 41, 43, 44, 47, 48,
             51, 53, 54, 57, 58, 61, 66, 72, 74, 75, 77, 82, 85, 86, 92, 95, 96, 100)
 MAX_SYNONYMS = 2
 CACHE_VERSION = "asjp-v1"
-FALLBACK = {"zho": "cmn", "est": "ekk", "grn": "gug", "kon": "kng", "srd": "sro", "msa": "zsm",
-            "ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "swa": "swh", "uzb": "uzn",
-            "aze": "azj", "mon": "khk", "ori": "ory", "nep": "npi", "que": "quy", "kur": "kmr"}
 
 
 def segments(form: str) -> list[str]:
@@ -220,12 +218,15 @@ def asjp_matrix(folder: str | Path, languages: Sequence[str], *, min_items: int 
     doculects: list[str] = []
     per_lang: list[int] = []
     for lang in languages:
-        code = iso639_3(lang)
-        doc, n = db.choose(code)
-        used = code
-        if doc is None and FALLBACK.get(code):
-            used = FALLBACK[code]
-            doc, n = db.choose(used)
+        codes = candidate_codes(lang)
+        code = used = codes[0]
+        doc, n = None, 0
+        for c in codes:                     # first code whose best doculect is good enough
+            d, k = db.choose(c)
+            if d is not None and (doc is None or (n < min_items <= k)):
+                doc, n, used = d, k, c
+            if doc is not None and n >= min_items:
+                break
         if doc is None:
             missing.append(lang)
             notes[lang] = f"{code} has no doculect in ASJP {db.folder}"

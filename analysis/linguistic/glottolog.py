@@ -12,7 +12,7 @@ lang2vec's genetic distance). E.g. English and German share their path down to W
 
 * Languages are found by ISO 639-3 code (`ISO639P3code`); a macrolanguage code Glottolog does
   not list (zho, est, grn, ...) falls back to its main individual language (cmn, ekk, gug, ...),
-  noted in `notes[id]`. Script variants of one language share its values.
+  an unknown individual code to its macrolanguage (`tables.candidate_codes`), noted in `notes[id]`. Script variants of one language share its values.
 * Isolates are families of one: similarity 0 to every other language.
 * Pseudo-families (Bookkeeping, Unclassifiable, Sign Language, Pidgin, Mixed Language,
   Artificial Language, Speech Register, Unattested) are not genealogical units: their languages
@@ -28,17 +28,12 @@ from typing import Sequence
 import numpy as np
 
 from babelmap.engine.errors import BabelmapError
-from babelmap.engine.languages import iso639_3
+from babelmap.analysis.linguistic.tables import candidate_codes
 from babelmap.kernels.matrix import LanguageMatrix
 
 PSEUDO_FAMILIES = {"book1242": "Bookkeeping", "uncl1493": "Unclassifiable", "sign1238": "Sign Language",
                    "pidg1258": "Pidgin", "mixe1287": "Mixed Language", "arti1236": "Artificial Language",
                    "spee1234": "Speech Register", "unat1236": "Unattested"}
-# Macrolanguage codes -> the individual language used when the first is not in Glottolog.
-FALLBACK = {"zho": "cmn", "est": "ekk", "grn": "gug", "kon": "kng", "srd": "sro", "msa": "zsm",
-            "ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "swa": "swh", "uzb": "uzn",
-            "aze": "azj", "mon": "khk", "ori": "ory", "nep": "npi", "que": "quy", "kur": "kmr"}
-
 
 class Glottolog:
     """The parsed folder: languoid table and every languoid's path from its top-level family."""
@@ -94,14 +89,12 @@ class Glottolog:
 
     def lookup(self, lang_id: str) -> tuple[str | None, str | None]:
         """(glottocode, note) for one of our ids; glottocode None when not found."""
-        code = iso639_3(lang_id)
-        gc = self.by_iso.get(code)
-        if gc is not None and gc in self.parent:
-            return gc, None
-        alt = FALLBACK.get(code)
-        if alt and self.by_iso.get(alt) in self.parent:
-            return self.by_iso[alt], f"Glottolog has no {code}; used {alt} ({self.by_iso[alt]})"
-        return None, f"{code} is not in Glottolog {self.folder}"
+        codes = candidate_codes(lang_id)
+        for i, c in enumerate(codes):
+            gc = self.by_iso.get(c)
+            if gc is not None and gc in self.parent:
+                return gc, (None if i == 0 else f"Glottolog has no {codes[0]}; used {c} ({gc})")
+        return None, f"{codes[0]} is not in Glottolog {self.folder}"
 
 
 @lru_cache(maxsize=4)

@@ -14,6 +14,10 @@ returns for every pair, but computed for all pairs at once with matrix products:
 * distance = angular distance 2*arccos(cos)/pi (urielplus's default; `metric="cosine"` gives
   1 - cos), a zero vector replaced by a constant 1e-10 vector, rounded to 4 decimals, as urielplus.
 
+Our ids are looked up by ISO 639-3 code, falling back to the macrolanguage (lvs -> lav) or its
+main individual language (zho -> cmn) when URIEL has no data of the kind under the code itself
+(`tables.candidate_codes`; the code used is noted in `notes[id]`).
+
 The released mPLM-Sim tables (lang2vec era) agree exactly on `inventory` and only roughly on
 the others (different metric or data version); they also encode missing as 0.
 
@@ -36,17 +40,13 @@ from babelmap.engine.cache import cache_dir
 from babelmap.engine.errors import BabelmapError
 from babelmap.engine.languages import iso639_3
 from babelmap.kernels.matrix import LanguageMatrix
+from babelmap.analysis.linguistic.tables import candidate_codes
 
 log = logging.getLogger(__name__)
 
 KINDS = ("genetic", "geographic", "syntactic", "inventory", "phonological", "featural", "script")
 _PREFIX = {"syntactic": "S_", "phonological": "P_", "inventory": "INV_"}
-# Codes URIEL may lack for a FLORES macrolanguage, and the individual language tried instead
-# (the same codes mPLM-Sim uses; used only when the first code is not in URIEL).
-FALLBACK = {"zho": "cmn", "est": "ekk", "grn": "gug", "kon": "kng", "srd": "sro", "msa": "zsm",
-            "ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "swa": "swh", "uzb": "uzn",
-            "aze": "azj", "mon": "khk", "ori": "ory", "nep": "npi", "que": "quy", "kur": "kmr"}
-CACHE_VERSION = "uriel-v1"
+CACHE_VERSION = "uriel-v2"
 
 
 def _import_urielplus():
@@ -170,27 +170,21 @@ def distances(values: np.ndarray, has: np.ndarray, metric: str = "angular",
     return d
 
 
-def uriel_code(lang_id: str, available: set[str]) -> str | None:
-    """The URIEL (ISO 639-3) code for one of our ids, with the macrolanguage fallback."""
-    code = iso639_3(lang_id)
-    if code in available:
-        return code
-    alt = FALLBACK.get(code)
-    return alt if alt in available else None
-
-
 def uriel_matrix(kind: str, languages: Sequence[str], *, metric: str = "angular",
-                 aggregation: str = "U", decimals: int | None = 4, cache: bool = True) -> LanguageMatrix:
+                 aggregation: str = "U", decimals: int | None = 4, fallback: bool = True,
+                 cache: bool = True) -> LanguageMatrix:
     """URIEL similarity (1 - urielplus distance) of `kind` over our language ids.
 
     Script variants of one language share its values (similarity 1 with each other when the
     language has data). Languages URIEL lacks, or with no feature of this kind, are NaN and
     listed in `missing` with the reason in `notes[id]`; pairs with no shared feature are NaN.
+    `fallback=False` looks languages up under their own ISO code only (as urielplus and the
+    released tables do).
     """
     languages = list(languages)
     if len(set(languages)) != len(languages):
         raise BabelmapError("duplicate language ids given to uriel_matrix")
-    key = hashlib.sha256("\x1f".join([CACHE_VERSION, kind, metric, aggregation, str(decimals), *languages])
+    key = hashlib.sha256("\x1f".join([CACHE_VERSION, kind, metric, aggregation, str(decimals), str(fallback), *languages])
                          .encode()).hexdigest()[:32]
     path = cache_dir("uriel") / f"{kind}-{key}.h5"
     if cache and path.exists():
@@ -205,30 +199,34 @@ def uriel_matrix(kind: str, languages: Sequence[str], *, metric: str = "angular"
         u.set_aggregation(aggregation)
     langs, data = _kind_arrays(u, kind)
     pos = {c: i for i, c in enumerate(langs)}
-    codes = [uriel_code(l, set(pos)) for l in languages]
-    notes: dict = {}
-    missing: list[str] = []
-    uniq = sorted({c for c in codes if c is not None})
+    cands = {l: [c for c in (candidate_codes(l) if fallback else [iso639_3(l)]) if c in pos]
+             for l in languages}
+    uniq = sorted({c for cs in cands.values() for c in cs})
     rows = np.array([pos[c] for c in uniq], dtype=int)
     vals, has = _aggregate(data[rows], kind, aggregation)
-    no_data = {c for c, h in zip(uniq, has) if not h.any()}
-    d = distances(vals, has, metric=metric, decimals=decimals)
     at = {c: i for i, c in enumerate(uniq)}
-    idx = np.array([at.get(c, -1) if c not in no_data else -1 for c in codes])
+    notes: dict = {}
+    missing: list[str] = []
+    codes: list[str | None] = []
+    for l in languages:
+        code = iso639_3(l)
+        usable = [c for c in cands[l] if has[at[c]].any()]     # in URIEL *with* data of this kind
+        codes.append(usable[0] if usable else None)
+        if not cands[l]:
+            missing.append(l)
+            notes[l] = f"{code} is not in URIEL"
+        elif not usable:
+            missing.append(l)
+            notes[l] = f"no {kind} features in URIEL for {'/'.join(cands[l])}"
+        elif usable[0] != code:
+            notes[l] = f"URIEL code {usable[0]} used for {code}"
+    d = distances(vals, has, metric=metric, decimals=decimals)
+    idx = np.array([at[c] if c is not None else -1 for c in codes])
     L = len(languages)
     values = np.full((L, L), np.nan)
     ok = idx >= 0
     sim = 1.0 - d if decimals is None else np.round(1.0 - d, decimals)
     values[np.ix_(ok, ok)] = sim[np.ix_(idx[ok], idx[ok])]
-    for l, c in zip(languages, codes):
-        if c is None:
-            missing.append(l)
-            notes[l] = f"{iso639_3(l)} is not in URIEL"
-        elif c in no_data:
-            missing.append(l)
-            notes[l] = f"no {kind} features in URIEL for {c}"
-        elif c != iso639_3(l):
-            notes[l] = f"URIEL code {c} used for {iso639_3(l)}"
     zero = [l for l, c, k in zip(languages, codes, ok) if k and not np.any(np.where(has[at[c]], vals[at[c]], 0))]
     if zero:
         notes["zero_vector"] = ",".join(zero)   # urielplus compares these via a 1e-10 placeholder
