@@ -1,0 +1,66 @@
+"""`babelmap run`: the whole pipeline (corpus -> store -> similarity -> measures ->
+correlation -> clusters -> figures -> report) in one results folder; reruns reuse what is done."""
+from __future__ import annotations
+
+import argparse
+
+NAME = "run"
+HELP = "run the whole pipeline (default: the embedded model on the CLDR corpus) and write a report"
+EXAMPLE = """babelmap run                                   # embedded defaults -> results/default/report.md
+babelmap run --corpus ../shared/data/flores200/dev --format flores --langs 'eng_*' 'deu_*' 'fra_*' \\
+    --max-sentences 200 --glottolog ../shared/data/glottolog --out results/flores
+(run it again: finished stages are reused; --force recomputes everything)"""
+
+FORMATS = ("flores", "ebible", "udhr", "pbc", "plain", "cldr")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    from babelmap.analysis.pipeline import DEFAULT_MEASURES
+    p.add_argument("--out", default="results/default", help="results folder (default results/default)")
+    p.add_argument("--corpus", default=None, help="corpus folder or file (default: the CLDR names that ship with babel)")
+    p.add_argument("--format", default=None, choices=FORMATS, help="corpus format (default cldr)")
+    p.add_argument("--model", default=None, help="model checkpoint folder (default: the embedded "
+                   "multilingual-e5-small-q4)")
+    p.add_argument("--langs", nargs="+", metavar="GLOB", help="languages to keep: ids or globs ('deu_*')")
+    p.add_argument("--max-sentences", type=int, metavar="N", help="only the first N sentences")
+    p.add_argument("--min-languages", type=int, metavar="K", help="only sentences present in at least K languages")
+    p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES), metavar="M",
+                   help="linguistic measures: URIEL kinds, lex, or square TSV files "
+                   f"(default: {' '.join(DEFAULT_MEASURES)})")
+    p.add_argument("--glottolog", metavar="FOLDER", help="Glottolog CLDF folder: adds the Glottolog measure "
+                   "and family labels for the clusters")
+    p.add_argument("--asjp", metavar="FOLDER", help="ASJP CLDF folder: adds the ASJP (LDND) measure")
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default auto)")
+    p.add_argument("--bootstrap", type=int, default=0, metavar="B",
+                   help="bootstrap replicates over sentence blocks (intervals on similarities and correlations)")
+    p.add_argument("--min-partners", type=int, default=5, metavar="N",
+                   help="a language needs N partners with both values to enter a correlation (default 5)")
+    p.add_argument("--clusters", type=int, default=None, metavar="K", help="number of clusters (default: "
+                   "the number of families, else sqrt(L/2))")
+    p.add_argument("--linkage", default="complete", help="complete (default), average, single, weighted, ward")
+    p.add_argument("--skip-bad", action="store_true", help="skip bad corpus input (logged) instead of stopping")
+    p.add_argument("--no-figures", action="store_true", help="no figures")
+    p.add_argument("--force", action="store_true", help="recompute every stage")
+    p.add_argument("--no-progress", action="store_true", help="no progress output")
+
+
+def config_from_args(args: argparse.Namespace):
+    from babelmap.analysis.pipeline import RunConfig
+    from babelmap.engine.errors import CorpusError
+    fmt = args.format or ("cldr" if args.corpus is None else None)
+    if fmt is None:
+        raise CorpusError("--format is required with --corpus", hint=f"one of {', '.join(FORMATS)}")
+    return RunConfig(out=args.out, corpus=args.corpus, format=fmt, model=args.model, langs=args.langs,
+                     max_sentences=args.max_sentences, min_languages=args.min_languages,
+                     measures=list(args.measures), glottolog=args.glottolog, asjp=args.asjp,
+                     device=args.device, bootstrap=args.bootstrap, min_partners=args.min_partners,
+                     clusters=args.clusters, linkage=args.linkage, skip_bad=args.skip_bad,
+                     progress=not args.no_progress, force=args.force, figures=not args.no_figures)
+
+
+def run(args: argparse.Namespace) -> int:
+    from babelmap.analysis.pipeline import run_pipeline
+    from babelmap.analysis.report import terminal_summary
+    info = run_pipeline(config_from_args(args))
+    print(terminal_summary(info))
+    return 0
