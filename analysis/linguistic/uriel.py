@@ -66,12 +66,22 @@ def _import_urielplus():
     return mod
 
 
+def _urielplus_version() -> str:
+    try:
+        from importlib.metadata import version
+        return version("urielplus")
+    except Exception:  # noqa: BLE001 - not installed as a distribution (e.g. a source copy)
+        return "unknown"
+
+
 def data_dir() -> Path:
     """A writable stand-in for urielplus's package folder: `<cache>/urielplus/` holding
     `database/` with the package's read-only sub-folders linked (or copied) into it."""
     mod = _import_urielplus()
     pkg = Path(mod.__file__).resolve().parent
-    root = cache_dir("urielplus", hashlib.sha1(str(pkg).encode()).hexdigest()[:12])
+    ver = _urielplus_version()
+    # keyed by package path and version: an upgraded urielplus gets fresh copies of its data
+    root = cache_dir("urielplus", hashlib.sha1(f"{pkg}\x1f{ver}".encode()).hexdigest()[:12])
     db = root / "database"
     db.mkdir(exist_ok=True)
     for sub in ("original_uriel", "urielplus_csvs"):
@@ -184,7 +194,8 @@ def uriel_matrix(kind: str, languages: Sequence[str], *, metric: str = "angular"
     languages = list(languages)
     if len(set(languages)) != len(languages):
         raise BabelmapError("duplicate language ids given to uriel_matrix")
-    key = hashlib.sha256("\x1f".join([CACHE_VERSION, kind, metric, aggregation, str(decimals), str(fallback), *languages])
+    key = hashlib.sha256("\x1f".join([CACHE_VERSION, _urielplus_version(), kind, metric, aggregation, str(decimals),
+                                     str(fallback), *languages])
                          .encode()).hexdigest()[:32]
     path = cache_dir("uriel") / f"{kind}-{key}.h5"
     if cache and path.exists():
