@@ -446,6 +446,7 @@ def run_pipeline(cfg: RunConfig) -> dict:
                      "figures": fdir}
     info["stages"] = dict(st.timings)
     info["report"] = str(out / "report.md")
+    info["out_arg"] = str(cfg.out)
     rep.write_report(out, info)
     st._say(f"[8/8] report {out / 'report.md'}")
     (out / "summary.json").write_text(json.dumps(

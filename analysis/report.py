@@ -89,7 +89,7 @@ def write_report(out: str | os.PathLike, info: dict) -> Path:
     if info.get("summary_rows"):
         lines += [md_table(info["summary_rows"], info["summary_header"]), ""]
     lines += [f"**Default layer: {info['best_layer']}** ({info['best_layer_reason']}). "
-              f"`babelmap.load('{_rel(out, Path.cwd())}')` uses it when no layer is given.", ""]
+              f"`babelmap.load('{info.get('out_arg', out)}')` uses it when no layer is given.", ""]
     for fig in info.get("figures", {}).get("correlation", []):
         lines += [f"![correlation by layer]({_rel(fig, out)})", ""]
     if info.get("by_layer_rows"):

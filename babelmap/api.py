@@ -94,8 +94,8 @@ class Result:
     def default_layer_reason(self) -> str:
         a = self.attrs
         if "best_layer" in a and self.default_layer == _int_or_none(a.get("best_layer")):
-            m = a.get("best_layer_measure", "a linguistic measure")
-            return f"best layer against {m} (recorded by the run)"
+            m = str(a.get("best_layer_measure", "against a linguistic measure"))
+            return f"best layer: {m} (recorded by the run)"
         return "last layer (no best layer recorded)"
 
     def _layer(self, layer: int | None) -> int:

@@ -28,7 +28,7 @@ def test_load_paths_names_and_layers(tmp_path, caplog):
     f = raw.save(tmp_path / "res.h5")
     r = babelmap.load(f)
     assert r.layers == [0, 4, 8] and r.default_layer == 4
-    assert "genetic" in r.default_layer_reason
+    assert "genetic" in r.default_layer_reason and "recorded" in r.default_layer_reason
     expect = float(raw.sim[1, LANGS.index("eng_Latn"), LANGS.index("deu_Latn")])
     with caplog.at_level("INFO", logger="babelmap"):
         assert r.get("English", "German") == pytest.approx(expect)
@@ -86,3 +86,17 @@ def test_correlate_with_matrix_and_tsv(tmp_path):
     assert np.allclose(c2.pearson, c.pearson, equal_nan=True)
     with pytest.raises(BabelmapError, match="unknown measure"):
         r.correlate("nonsense")
+
+
+def test_info_command(tmp_path, capsys):
+    from babelmap.cli import main
+    raw = _result({"best_layer": 4, "best_layer_measure": "against genetic", "model": "toy-model"})
+    raw.save(tmp_path / "res.h5")
+    assert main(["info", str(tmp_path / "res.h5"), "--nearest", "English", "--k", "2"]) == 0
+    out = capsys.readouterr().out
+    assert "5 languages x 3 layers" in out and "toy-model" in out and "default layer 4" in out
+    row = raw.sim[1, 1].astype(float).copy()
+    row[1] = -np.inf
+    first = LANGS[int(np.argmax(row))]
+    assert out.split("nearest to eng_Latn at layer 4:")[1].split()[0] == first
+    assert main(["info", str(tmp_path / "missing.h5")]) == 1
