@@ -475,34 +475,18 @@ def compare_stores(base: Store | str | os.PathLike, tuned: Store | str | os.Path
     if block_sentences:
         block = int(block_sentences)
     block = max(1, min(block, max(S, 1)))
-    out = {m: np.full((K, L), np.nan) for m in ("cka_linear", "cka_debiased", "cosine")}
     count = joint.sum(1).astype(np.int64)
-    starts = list(range(0, S, block))
-    n_groups = math.ceil(L / group) if L else 0
+
+    def read(rows: list[int], sl: slice):
+        glangs = [langs[i] for i in rows]
+        return (base.block(sentences=sl, layers=layers, languages=glangs),
+                tuned.block(sentences=sl, layers=layers, languages=glangs))
+
     old_tf32 = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
     torch.backends.cuda.matmul.allow_tf32 = False
     torch.backends.cudnn.allow_tf32 = False
     try:
-        bar = tqdm(total=n_groups * len(starts), desc="cka", unit="block", disable=not progress)
-        for g0 in range(0, L, group):
-            g = list(range(g0, min(L, g0 + group)))
-            glangs = [langs[i] for i in g]
-            acc = _Accumulator(len(g) * K, H, dtype, dev)
-            for s0 in starts:
-                sl = slice(s0, min(S, s0 + block))
-                m = joint[g, sl]
-                if m.any():
-                    xb = torch.from_numpy(np.ascontiguousarray(base.block(sentences=sl, layers=layers, languages=glangs)))
-                    yb = torch.from_numpy(np.ascontiguousarray(tuned.block(sentences=sl, layers=layers, languages=glangs)))
-                    s = xb.shape[2]
-                    mt = torch.from_numpy(m).to(dtype)[:, None, :].expand(len(g), K, s).reshape(len(g) * K, s)
-                    acc.update(xb.reshape(len(g) * K, s, H), yb.reshape(len(g) * K, s, H), mt)
-                bar.update(1)
-            res = _finish(acc.reduce())
-            for name in out:
-                out[name][:, g] = res[name].reshape(len(g), K).T
-            del acc
-        bar.close()
+        out = stream_cka(read, joint, K, H, group=group, block=block, dtype=dtype, device=dev, progress=progress)
         rbf_arr = None
         if rbf:
             rbf_arr = np.full((K, L), np.nan)
@@ -523,6 +507,46 @@ def compare_stores(base: Store | str | os.PathLike, tuned: Store | str | os.Path
                   "rbf_sigma": "median" if rbf_sigma is None else float(rbf_sigma),
                   "rbf_threshold": float(rbf_threshold) if rbf else ""})
     return CKAResult(langs, layers, out["cka_linear"], out["cka_debiased"], out["cosine"], count, rbf_arr, attrs)
+
+
+def stream_cka(read, joint: np.ndarray, n_layers: int, hidden: int, *, group: int, block: int, dtype,
+               device, progress: bool = True) -> dict[str, np.ndarray]:
+    """The streamed core: linear and debiased CKA and mean cosine, [K, L] float64 each.
+
+    `read(rows, sentence_slice)` returns the two models' embeddings (array-likes [G, K, s, H])
+    of languages `rows` (indices into `joint`'s first axis) for a sentence slice; `joint`
+    [L, S] marks sentences present in both. Languages go in groups of `group` (all their layers
+    in one batched matmul), sentences in blocks of `block`. Used by `compare_stores` (reading
+    two stores) and by the benchmark (reading synthetic arrays)."""
+    import torch
+    from tqdm.auto import tqdm
+
+    L, S = joint.shape
+    K, H = n_layers, hidden
+    out = {m: np.full((K, L), np.nan) for m in ("cka_linear", "cka_debiased", "cosine")}
+    starts = list(range(0, S, block))
+    n_groups = math.ceil(L / group) if L else 0
+    bar = tqdm(total=n_groups * len(starts), desc="cka", unit="block", disable=not progress)
+    for g0 in range(0, L, group):
+        g = list(range(g0, min(L, g0 + group)))
+        acc = _Accumulator(len(g) * K, H, dtype, device)
+        for s0 in starts:
+            sl = slice(s0, min(S, s0 + block))
+            m = joint[g, sl]
+            if m.any():
+                xb, yb = read(g, sl)
+                xb = torch.from_numpy(np.ascontiguousarray(xb))
+                yb = torch.from_numpy(np.ascontiguousarray(yb))
+                s = xb.shape[2]
+                mt = torch.from_numpy(m).to(dtype)[:, None, :].expand(len(g), K, s).reshape(len(g) * K, s)
+                acc.update(xb.reshape(len(g) * K, s, H), yb.reshape(len(g) * K, s, H), mt)
+            bar.update(1)
+        res = _finish(acc.reduce())
+        for name in out:
+            out[name][:, g] = res[name].reshape(len(g), K).T
+        del acc
+    bar.close()
+    return out
 
 
 def _provenance(base: Store, tuned: Store) -> dict:
