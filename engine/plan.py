@@ -63,18 +63,31 @@ def _runs(n_batches: int, done: Sequence[tuple[int, int]]) -> list[tuple[int, in
     return runs
 
 
-def _split(costs: Sequence[int], a: int, b: int, pieces: int) -> list[tuple[int, int]]:
-    """Cut batches [a, b) into `pieces` ranges of roughly equal cost."""
-    pieces = max(1, min(pieces, b - a))
-    total = sum(costs[a:b])
-    out, start, acc, k = [], a, 0, 1
-    for i in range(a, b):
-        acc += costs[i]
-        left_batches, left_pieces = b - i - 1, pieces - k
-        if k < pieces and (acc >= total * k / pieces or left_batches == left_pieces) and left_batches >= left_pieces:
-            out.append((start, i + 1))
-            start, k = i + 1, k + 1
-    out.append((start, b))
+def _split(costs: Sequence[int], sizes: Sequence[int], a: int, b: int, cap_cost: int,
+           cap_n: int | None) -> list[tuple[int, int]]:
+    """Cut batches [a, b) into ranges of about equal cost, none above `cap_cost` tokens or
+    `cap_n` sentences unless it is a single batch: cuts at the batch boundaries nearest to
+    the ideal equal-cost boundaries, then any range still over a cap cut greedily."""
+    total, n = sum(costs[a:b]), sum(sizes[a:b])
+    pieces = max(1, math.ceil(total / cap_cost) if total else 1, math.ceil(n / cap_n) if cap_n else 1)
+    pieces = min(pieces, b - a)
+    cum = [0]
+    for c in costs[a:b]:
+        cum.append(cum[-1] + c)
+    cuts = {0, b - a}
+    for k in range(1, pieces):
+        ideal = total * k / pieces
+        cuts.add(min(range(1, b - a), key=lambda j: (abs(cum[j] - ideal), j)))
+    bounds = sorted(cuts)
+    out = []
+    for s, e in zip(bounds, bounds[1:]):
+        start, acc, cnt = a + s, 0, 0
+        for i in range(a + s, a + e):
+            if i > start and (acc + costs[i] > cap_cost or (cap_n and cnt + sizes[i] > cap_n)):
+                out.append((start, i))
+                start, acc, cnt = i, 0, 0
+            acc, cnt = acc + costs[i], cnt + sizes[i]
+        out.append((start, a + e))
     return out
 
 
@@ -96,11 +109,7 @@ def plan_units(languages: Sequence[str], batch_costs: Mapping[str, Sequence[int]
     units = []
     for li, lang, a, b in runs:
         costs, sizes = batch_costs[lang], batch_sizes[lang]
-        cost, n = sum(costs[a:b]), sum(sizes[a:b])
-        pieces = math.ceil(cost / cap) if cost else 1
-        if unit_sentences:
-            pieces = max(pieces, math.ceil(n / unit_sentences))
-        for s, e in _split(costs, a, b, pieces):
+        for s, e in _split(costs, sizes, a, b, cap, unit_sentences):
             units.append(Unit(lang, li, s, e, int(sum(costs[s:e])), int(sum(sizes[s:e]))))
     return units
 
