@@ -393,3 +393,23 @@ def similarity_from_arrays(embeddings: np.ndarray, mask: np.ndarray | None = Non
                            languages: Sequence[str] | None = None, **kwargs) -> SimilarityResult:
     """`compute_similarity` over in-memory embeddings [L, K, S, H] (+ mask [L, S])."""
     return compute_similarity(ArraySource(embeddings, mask, languages), **{"progress": False, **kwargs})
+
+
+def sentence_similarities(store, a: str, b: str, layer: int, device: str = "auto") -> tuple[list[str], np.ndarray]:
+    """The per-sentence view of one matrix cell: (sentence ids, cos(e_layer(a, s), e_layer(b, s))
+    for every sentence, NaN where either language lacks it). Its nanmean is sim_layer(a, b)."""
+    from babelmap.kernels.numba_kernels import paired_cosines
+    src, owned = _open(store)
+    try:
+        ia, ib = src.index(a), src.index(b)
+        mask = np.asarray(src.mask, bool)
+        ea = src.block(None, [layer], [a])[0, 0]
+        eb = src.block(None, [layer], [b])[0, 0]
+        dev = device if device != "auto" else "cpu"
+        cos = paired_cosines(ea, eb, mask[ia], mask[ib], device=dev)
+        if not isinstance(cos, np.ndarray):
+            cos = cos.cpu().numpy()
+        return list(src.sentence_ids), cos
+    finally:
+        if owned:
+            src.close()

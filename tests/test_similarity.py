@@ -191,3 +191,18 @@ def test_cli_writes_result_and_tsv(tmp_path, capsys):
     assert "3 languages x 2 layers" in out and "pairs without a shared sentence: 1" in out
     assert sorted(p.name for p in (tmp_path / "tsv").iterdir()) == ["sents_layer0.tsv", "sents_layer2.tsv"]
     assert main(["similarity", str(path), "--out", str(tmp_path / "x.h5"), "--langs", "zz_*"]) == 1
+
+
+def test_sentence_similarities_average_to_the_cell(tmp_path):
+    from babelmap.kernels.similarity import sentence_similarities
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    ids, cos = sentence_similarities(path, "l1_Latn", "l5_Latn", 2)
+    assert ids[0] == "s0" and len(cos) == 90
+    shared = M[1] & M[5]
+    assert np.array_equal(~np.isnan(cos), shared)
+    x, y = E[1, 2, shared].astype(np.float64), E[5, 2, shared].astype(np.float64)
+    ref = np.sum(x * y, 1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
+    np.testing.assert_allclose(cos[shared], ref, atol=1e-12)
+    r = compute_similarity(path, device="cpu", progress=False)
+    assert np.nanmean(cos) == pytest.approx(r.get("l1_Latn", "l5_Latn", 2), abs=2e-6)
