@@ -64,6 +64,7 @@ class RunConfig:
     progress: bool = True
     force: bool = False
     figures: bool = True
+    transfer: str | None = None
 
 
 def _hash(*parts: Any) -> str:
@@ -243,7 +244,8 @@ def run_pipeline(cfg: RunConfig) -> dict:
 
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    st = Stages(out, cfg.force, cfg.progress, total=8)
+    total = 9 if cfg.transfer else 8
+    st = Stages(out, cfg.force, cfg.progress, total=total)
     info: dict[str, Any] = {"command": cfg_command(cfg), "config": asdict(cfg),
                             "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")}
     try:
@@ -258,7 +260,7 @@ def run_pipeline(cfg: RunConfig) -> dict:
     corpus = load_corpus(cfg)
     cfp = corpus.fingerprint()
     mask = corpus.mask
-    st._say(f"[1/8] corpus {corpus.name}: {len(corpus.languages)} languages x {len(corpus.sentence_ids)} "
+    st._say(f"[1/{total}] corpus {corpus.name}: {len(corpus.languages)} languages x {len(corpus.sentence_ids)} "
             f"sentences ({time.perf_counter() - t0:.1f} s)")
     st.timings["corpus"] = time.perf_counter() - t0
     info["corpus"] = {"name": corpus.name, "format": cfg.format, "path": cfg.corpus,
@@ -439,7 +441,22 @@ def run_pipeline(cfg: RunConfig) -> dict:
         st.n += 1
         info["figures"] = {}
 
-    # 8. report
+    # 8. transfer (optional): source-language selection against a transfer-results table
+    if cfg.transfer:
+        tdir = out / "transfer"
+        fp_tr = _hash("transfer", fp_cor, cfg.transfer, Path(cfg.transfer).stat().st_size)
+
+        def _transfer():
+            tdir.mkdir(exist_ok=True)
+            run_transfer(cfg.transfer, result.matrix(best_layer), measures, tdir)
+        st.run("transfer", fp_tr, ["transfer/summary.tsv", "transfer/compare.tsv"], _transfer)
+        import pandas as pd
+        info["transfer"] = {"path": cfg.transfer,
+                            "summary": pd.read_csv(tdir / "summary.tsv", sep="\t"),
+                            "compare": pd.read_csv(tdir / "compare.tsv", sep="\t"),
+                            "excluded": json.loads((tdir / "excluded.json").read_text())}
+
+    # report
     st.n += 1
     info["files"] = {"store": store, "similarity": simf, "similarity TSVs": out / "similarity",
                      "measures": mdir, "correlation tables": cdir, "clusters": out / "clusters.tsv",
@@ -448,13 +465,56 @@ def run_pipeline(cfg: RunConfig) -> dict:
     info["report"] = str(out / "report.md")
     info["out_arg"] = str(cfg.out)
     rep.write_report(out, info)
-    st._say(f"[8/8] report {out / 'report.md'}")
+    st._say(f"[{total}/{total}] report {out / 'report.md'}")
     (out / "summary.json").write_text(json.dumps(
         {"best_layer": best_layer, "best_layer_reason": info["best_layer_reason"],
          "summary": [dict(zip(info.get("summary_header", []), r)) for r in info.get("summary_rows", [])],
          "clusters": {k: cl.get(k) for k in ("layer", "k", "evaluation", "families_source")}},
         indent=1, default=str))
     return info
+
+
+def run_transfer(table_path: str, model_matrix, measures: dict, tdir: Path) -> None:
+    """Source selection with the model's similarity (at the default layer), each measure and
+    English, on a long-format transfer table; writes summary, per-target and paired
+    comparisons (model vs each other method) into `tdir`."""
+    import pandas as pd
+    from babelmap.analysis.transfer import ENGLISH, read_transfer_table, select_sources
+    table = read_transfer_table(table_path)
+    methods: dict[str, Any] = {model_matrix.name: model_matrix}
+    methods.update({k: m for k, m in measures.items()})
+    if "en" in table.sources:
+        methods["english"] = ENGLISH
+    # every method must cover a target/source for it to count: drop methods that would leave
+    # fewer than 5 targets, so one sparse measure does not shrink the common set to nothing
+    keep = dict(methods)
+    while True:
+        try:
+            sel = select_sources(table, keep)
+        except ValueError:
+            sel = None
+        if sel is not None and len(sel.targets) >= 5:
+            break
+        extra = [k for k in keep if k not in (model_matrix.name, "english")]
+        if not extra:
+            break
+        del keep[extra[-1]]
+    if sel is None:
+        raise ValueError(f"{table_path}: too few of its languages are in this run to evaluate source selection")
+    sel.summary().to_csv(tdir / "summary.tsv", sep="\t", index=False)
+    sel.per_target().to_csv(tdir / "per_target.tsv", sep="\t", index=False)
+    rows = []
+    for other in sel.methods:
+        if other != model_matrix.name:
+            c = sel.compare(model_matrix.name, other)
+            rows.append({"method_a": model_matrix.name, "method_b": other, **c})
+    pd.DataFrame(rows, columns=["method_a", "method_b", "diff", "low", "high", "p", "n", "n_boot"]).to_csv(
+        tdir / "compare.tsv", sep="\t", index=False)
+    excluded = dict(sel.excluded)
+    for k in methods:
+        if k not in keep:
+            excluded[f"method {k}"] = "left out: covers too few of the table's languages"
+    (tdir / "excluded.json").write_text(json.dumps(excluded, indent=1))
 
 
 def cfg_command(cfg: RunConfig) -> str:

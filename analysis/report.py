@@ -125,6 +125,25 @@ def write_report(out: str | os.PathLike, info: dict) -> Path:
         for fig in info.get("figures", {}).get("heatmap", []):
             lines += [f"![heatmap]({_rel(fig, out)})", ""]
 
+    tr = info.get("transfer")
+    if tr:
+        lines += ["## Source-language selection", ""]
+        lines += [f"For each target language of `{tr['path']}`, each method ranks the candidate source "
+                  "languages (the table's sources, never the target itself) by similarity; *chosen* = mean "
+                  "score of the top-ranked source, *gap* = mean distance to the best source (oracle), "
+                  "*top@k* = share of targets whose best source is among the first k, NDCG with relevance "
+                  "= score min-max scaled per target. All methods on the same targets and pool.", ""]
+        lines += [df_table(tr["summary"]), ""]
+        if len(tr["compare"]):
+            cmp = tr["compare"].copy()
+            cmp["p"] = [f"< {1 / nb:.0e}" if p == 0 else f"{p:.3f}" for p, nb in zip(cmp["p"], cmp["n_boot"])]
+            lines += ["Paired bootstrap over targets (difference in mean chosen score, 95% interval):", "",
+                      df_table(cmp), ""]
+        if tr.get("excluded"):
+            ex = tr["excluded"]
+            lines += [f"Left out ({len(ex)}): " + "; ".join(f"{k}: {v}" for k, v in list(ex.items())[:40])
+                      + (" ..." if len(ex) > 40 else ""), ""]
+
     lines += ["## Files", ""]
     for k, v in info.get("files", {}).items():
         lines.append(f"- {k}: `{_rel(v, out)}`")

@@ -114,9 +114,24 @@ def test_run_end_to_end(tiny_bert, corpus_dir, tmp_path, capsys, monkeypatch):
         assert f"{stage}: reused" in err, stage
     assert (out / "store.h5").stat().st_mtime_ns == mtime
 
-    # a changed input (fewer sentences) recomputes from the store on
-    assert main(argv + ["--max-sentences", "4"]) == 0
+    # a changed input (fewer sentences) recomputes from the store on; with a transfer table
+    xpos = SHARED_DATA / "xpos" / "udpos-ft-10000.csv"
+    extra = ["--transfer", str(xpos)] if xpos.exists() else []
+    assert main(argv + ["--max-sentences", "4"] + extra) == 0
     assert SimilarityResult.load(out / "similarity.h5").count[0, 1] == 4
+    if xpos.exists():
+        tr = pd.read_csv(out / "transfer" / "summary.tsv", sep="\t").set_index("method")
+        per = pd.read_csv(out / "transfer" / "per_target.tsv", sep="\t")
+        targets = sorted(set(per.target))
+        raw = pd.read_csv(xpos)
+        en = raw[(raw.lang_train == "en") & raw.lang_pred.isin(targets) & (raw.lang_pred != "en")]
+        # English is chosen for every target but itself (there: the first source of the pool)
+        assert set(per[(per.method == "english") & (per.target != "en")].chosen) == {"en"}
+        assert len(targets) == 9 and "de" in targets and "fi" in targets
+        assert tr.loc["english", "oracle"] >= tr.loc["english", "chosen"]
+        assert en.set_index("lang_pred").score.mean() == pytest.approx(
+            per[(per.method == "english") & (per.target != "en")].score.mean())
+        assert "## Source-language selection" in (out / "report.md").read_text()
 
 
 def test_run_errors_clearly(tmp_path, capsys):

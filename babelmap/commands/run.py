@@ -38,6 +38,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clusters", type=int, default=None, metavar="K", help="number of clusters (default: "
                    "the number of families, else sqrt(L/2))")
     p.add_argument("--linkage", default="complete", help="complete (default), average, single, weighted, ward")
+    p.add_argument("--transfer", metavar="CSV", help="long-format transfer results (e.g. xpos udpos-ft-10000.csv): "
+                   "evaluate source-language selection by the model's similarity, each measure and English")
     p.add_argument("--skip-bad", action="store_true", help="skip bad corpus input (logged) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="no figures")
     p.add_argument("--force", action="store_true", help="recompute every stage")
@@ -55,7 +57,8 @@ def config_from_args(args: argparse.Namespace):
                      measures=list(args.measures), glottolog=args.glottolog, asjp=args.asjp,
                      device=args.device, bootstrap=args.bootstrap, min_partners=args.min_partners,
                      clusters=args.clusters, linkage=args.linkage, skip_bad=args.skip_bad,
-                     progress=not args.no_progress, force=args.force, figures=not args.no_figures)
+                     progress=not args.no_progress, force=args.force, figures=not args.no_figures,
+                     transfer=args.transfer)
 
 
 def run(args: argparse.Namespace) -> int:
