@@ -222,3 +222,32 @@ def test_real_xpos_table():
     assert transfer["pes_Arab"] == pytest.approx(en["fa"])
     assert transfer["nob_Latn"] == pytest.approx(en["no"])
     assert len(unmatched) == 105 - 7 and "af" in unmatched  # targets the result does not have
+
+
+def test_cli_correlates_a_saved_result(tmp_path, capsys):
+    import pandas as pd
+
+    res, matrix, dist = synthetic_result()
+    res.save(tmp_path / "change.h5")
+    matrix.to_tsv(tmp_path / "toy.tsv")
+    with open(tmp_path / "transfer.tsv", "w") as fh:
+        fh.write("source\ttarget\tscore\n")
+        for l, s in zip(res.languages, -dist):
+            fh.write(f"eng_Latn\t{l}\t{30 + 60 * s}\n")
+    rc = main(["compare", str(tmp_path / "change.h5"), "--source", "eng_Latn", "--measure", str(tmp_path / "toy.tsv"),
+               "--transfer", str(tmp_path / "transfer.tsv"), "--bootstrap", "50", "--figures", str(tmp_path / "figs"),
+               "--correlations", str(tmp_path / "corr.tsv")])
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "Spearman by layer" in out and "transfer" in out
+    corr = pd.read_csv(tmp_path / "corr.tsv", sep="\t")
+    assert set(corr.measure) == {"toy", "transfer"} and len(corr) == 8
+    from scipy.stats import spearmanr
+    keep = [i for i, l in enumerate(res.languages) if l != "eng_Latn"]
+    row = corr[(corr.measure == "toy") & (corr.layer == 2)].iloc[0]
+    assert row.spearman == pytest.approx(spearmanr(1 - res.cka_linear[2, keep], dist[keep])[0], abs=1e-12)
+    for f in ("change_by_layer.png", "change_by_layer.pdf", "correlation_by_layer.png"):
+        assert (tmp_path / "figs" / f).stat().st_size > 5000
+    # correlation options without a source are refused
+    assert main(["compare", str(tmp_path / "change.h5"), "--transfer", str(tmp_path / "transfer.tsv")]) == 1
+    assert "--source" in capsys.readouterr().err
