@@ -18,8 +18,12 @@ Our ids are looked up by ISO 639-3 code, falling back to the macrolanguage (lvs 
 main individual language (zho -> cmn) when URIEL has no data of the kind under the code itself
 (`tables.candidate_codes`; the code used is noted in `notes[id]`).
 
-The released mPLM-Sim tables (lang2vec era) agree exactly on `inventory` and only roughly on
-the others (different metric or data version); they also encode missing as 0.
+The released mPLM-Sim tables (lang2vec era; they encode missing as 0) against ours over their
+560 languages, own codes only, pairs where both have a value (tests/test_uriel.py):
+inventory 93% of 39,621 pairs equal to 4 decimals (Spearman 0.905); genetic Pearson 0.973
+(theirs looks tree-based: Spearman 0.982 with our Glottolog measure); geographic Spearman
+0.966 (theirs a great-circle distance); phonological does not agree (r = 0.006: theirs
+probably from lang2vec's imputed vectors).
 
 urielplus copies its data files into its own package folder on first use. Here it works from a
 folder in the user cache instead (the package's files linked there), so a read-only
