@@ -28,6 +28,7 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from babelmap.engine.errors import StoreError
+from babelmap.engine.training.adjust import sentence_similarity  # noqa: F401  (re-exported)
 from babelmap.engine.words import WordStore, open_words
 from babelmap.kernels.align import Alignment, nearest_in_sentence
 
@@ -168,29 +169,6 @@ def analyse(stores: Mapping[str, str | os.PathLike | WordStore] | str | os.PathL
             if raw_layers is None or k in raw_layers:
                 rep.raw[(name, int(k))] = raw
     return rep
-
-
-def sentence_similarity(lm, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32,
-                        progress: bool = False) -> np.ndarray:
-    """[K] mean cosine, per hidden state, between mean-pooled sentence embeddings of
-    translation pairs (texts_a[i], texts_b[i]) under a `LoadedModel`."""
-    import torch
-    from tqdm.auto import tqdm
-
-    if len(texts_a) != len(texts_b):
-        raise ValueError("texts_a and texts_b must be translation pairs of equal length")
-    sums = None
-    was = lm.model.training
-    lm.model.eval()
-    try:
-        for i in tqdm(range(0, len(texts_a), batch_size), disable=not progress, desc="sentence similarity"):
-            ea = lm.embed(lm.tokenize(texts_a[i:i + batch_size]), "mean").double()
-            eb = lm.embed(lm.tokenize(texts_b[i:i + batch_size]), "mean").double()
-            cos = torch.nn.functional.cosine_similarity(ea, eb, dim=-1).sum(0).cpu().numpy()
-            sums = cos if sums is None else sums + cos
-    finally:
-        lm.model.train(was)
-    return sums / len(texts_a)
 
 
 # ---------------------------------------------------------------------------------------------

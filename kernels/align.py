@@ -192,7 +192,7 @@ def align_numpy(src: np.ndarray, src_off: np.ndarray, tgt: np.ndarray, tgt_off: 
 
 
 if _nb is not None:
-    @_nb.njit(parallel=True, cache=True, fastmath=False)
+    @_nb.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def _mutual_kernel(a, a_off, va, b, b_off, vb, base, out_src, out_tgt, counts):  # pragma: no cover
         S = a_off.shape[0] - 1
         H = a.shape[1]
@@ -232,7 +232,7 @@ if _nb is not None:
                         c += 1
             counts[s] = c
 
-    @_nb.njit(parallel=True, cache=True)
+    @_nb.njit(parallel=True, cache=True, fastmath={"reassoc", "contract"})
     def _argmax_kernel(a, a_off, b, b_off, vb, out):  # pragma: no cover
         S = a_off.shape[0] - 1
         H = a.shape[1]

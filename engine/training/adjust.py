@@ -227,6 +227,25 @@ def evaluate_alignment(model: nn.Module, examples: Sequence[PairExample], collat
     return res
 
 
+def sentence_similarity(lm, texts_a: Sequence[str], texts_b: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """[K] mean cosine, per hidden state, between mean-pooled sentence embeddings of
+    translation pairs (texts_a[i], texts_b[i]) under a `LoadedModel` (dropout off)."""
+    if len(texts_a) != len(texts_b) or not texts_a:
+        raise ValueError("texts_a and texts_b must be non-empty translation pairs of equal length")
+    sums = None
+    was = lm.model.training
+    lm.model.eval()
+    try:
+        for i in range(0, len(texts_a), batch_size):
+            ea = lm.embed(lm.tokenize(texts_a[i:i + batch_size]), "mean").double()
+            eb = lm.embed(lm.tokenize(texts_b[i:i + batch_size]), "mean").double()
+            cos = torch.nn.functional.cosine_similarity(ea, eb, dim=-1).sum(0).cpu().numpy()
+            sums = cos if sums is None else sums + cos
+    finally:
+        lm.model.train(was)
+    return sums / len(texts_a)
+
+
 @dataclass
 class AdjustResult:
     out: Path
@@ -235,6 +254,7 @@ class AdjustResult:
     before: dict = field(default_factory=dict)
     after: dict = field(default_factory=dict)
     seconds: float = 0.0
+    sentence_sim: dict = field(default_factory=dict)
 
 
 def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignment=None, layer: int = 8,
@@ -242,7 +262,7 @@ def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignme
            reg_weight: float = 1.0, bf16: bool = False, seed: int = 0, device: str = "auto",
            pooling: str = "mean", segmentation: str = "unicode", freeze_embeddings: bool = False,
            dropout: bool = False, max_length: int = 256, prefix: str | None = None,
-           eval_examples: Sequence[PairExample] | None = None, overwrite: bool = False,
+           eval_examples: Sequence[PairExample] | None = None, eval_corpus=None, overwrite: bool = False,
            progress: bool = True) -> AdjustResult:
     """Fine-tune `model` (a checkpoint directory, None = the embedded default, or a
     `LoadedModel`) so aligned words of `src` and `tgt` in `corpus` move together; save a
@@ -251,6 +271,8 @@ def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignme
     `alignment`: an `Alignment` over the corpus's sentences (e.g. a Pharaoh file read with
     `read_pharaoh`); None computes the model's own mutual-argmax alignment at `layer`.
     `freeze_embeddings` keeps the (large) input embedding matrix fixed: faster on a CPU.
+    `eval_corpus` (e.g. held-out sentences): the mean sentence-level cosine of the pair per
+    layer before and after is measured on it (default: the training sentences).
     """
     from accelerate import Accelerator
     from tqdm.auto import tqdm
@@ -288,12 +310,16 @@ def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignme
     examples = build_examples(corpus, src, tgt, alignment, segmentation)
     if not examples:
         raise BabelmapError(f"no aligned sentence pairs for {src}-{tgt} in corpus {corpus.name}")
-    collate = Collator(lm.tokenizer, prefix, max_length, pooling)
+    collate = Collator(lm.tokenizer, prefix, min(max_length, int(getattr(lm, "max_length", max_length))), pooling)
     net = lm.model
     net.train(dropout)
     loss_fn = AlignmentLoss.from_model(net, reg_weight)
     evals = list(eval_examples) if eval_examples is not None else examples[: min(len(examples), 64)]
     before = evaluate_alignment(net, evals, collate, loss_fn.reference)
+    ec = (eval_corpus if eval_corpus is not None else corpus).select(languages=[src, tgt])
+    both = [j for j in range(len(ec.sentence_ids)) if ec.text(src)[j] is not None and ec.text(tgt)[j] is not None]
+    sa, sb = [ec.text(src)[j] for j in both], [ec.text(tgt)[j] for j in both]
+    sim_before = sentence_similarity(lm, sa, sb) if both else None
     if freeze_embeddings:
         net.get_input_embeddings().weight.requires_grad_(False)
     params = [p for p in net.parameters() if p.requires_grad]
@@ -322,6 +348,10 @@ def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignme
     bar.close()
     net = acc.unwrap_model(net)
     after = evaluate_alignment(net, evals, collate, loss_fn.reference)
+    sent = {}
+    if sim_before is not None:
+        lm.model = net
+        sent = {"n_pairs": len(both), "before": sim_before.tolist(), "after": sentence_similarity(lm, sa, sb).tolist()}
     acc.wait_for_everyone()
     if acc.is_main_process:
         _save(net, lm, out, overwrite, {
@@ -333,9 +363,9 @@ def adjust(model, corpus, src: str, tgt: str, out: str | os.PathLike, *, alignme
             "n_pairs": len(examples), "n_links": int(sum(len(e.links) for e in examples)),
             "steps": step, "batch_size": batch_size, "lr": lr, "reg_weight": reg_weight, "bf16": bf16,
             "pooling": pooling, "segmentation": segmentation, "freeze_embeddings": freeze_embeddings,
-            "dropout": dropout, "seed": seed, "before": before, "after": after,
+            "dropout": dropout, "seed": seed, "before": before, "after": after, "sentence_similarity": sent,
             "loss_first": history[0] if history else None, "loss_last": history[-1] if history else None})
-    return AdjustResult(out, step, history, before, after, time.time() - t0)
+    return AdjustResult(out, step, history, before, after, time.time() - t0, sent)
 
 
 def _save(net: nn.Module, lm, out: Path, overwrite: bool, meta: dict) -> None:
