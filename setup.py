@@ -58,6 +58,7 @@ setup(
         "test": ["pytest>=7", "pytest-timeout>=2"],
         "gpu": ["faiss-gpu-cu12>=1.8"],
         "reference": ["mplm-sim==0.1.0", "fuzzywuzzy"],
+        "romanize": ["uroman>=1.3"],
     },
     entry_points={"console_scripts": ["babelmap=babelmap.cli:main"]},
 )
