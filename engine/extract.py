@@ -223,16 +223,10 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
         state.wait_for_everyone()
         return out
 
-    batches: dict[str, list[Batch]] = {}
-    ntok_all = np.zeros(mask.shape, np.int32)
-    from tqdm.auto import tqdm
-    for i, lang in enumerate(tqdm(corpus.languages, desc="count tokens", unit="lang",
-                                  disable=not (progress and state.is_main_process), leave=False)):
-        pos = np.flatnonzero(mask[i])
-        texts = [corpus.texts[i][j] for j in pos]
-        counts = np.asarray(lm.token_counts(texts, lang), np.int64) if texts else np.zeros(0, np.int64)
-        ntok_all[i, pos] = counts
-        batches[lang] = make_batches(pos, counts, budget)
+    ntok_all = _count_tokens(lm, corpus, mask, state, progress)
+    batches: dict[str, list[Batch]] = {
+        lang: make_batches(np.flatnonzero(mask[i]), ntok_all[i, mask[i]], budget)
+        for i, lang in enumerate(corpus.languages)}
 
     # 2. finished parts (every process reads them before anyone writes)
     done, remove, kept = _scan(folder, provenance, out, batches, K, H, store_dtype)
@@ -271,6 +265,31 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
     return out
 
 
+def _count_tokens(lm, corpus: ParallelCorpus, mask: np.ndarray, state, progress: bool) -> np.ndarray:
+    """int32 [L, S] token counts of the present sentences (the tokenizer's cheap pass, with
+    the model's truncation). With several processes each counts every N-th language and the
+    counts are exchanged, so every process ends up with the same complete table."""
+    from tqdm.auto import tqdm
+    n, rank = state.num_processes, state.process_index
+    mine = []
+    for i in tqdm(range(rank, len(corpus.languages), n), desc="count tokens", unit="lang",
+                  disable=not (progress and state.is_main_process), leave=False):
+        lang = corpus.languages[i]
+        pos = np.flatnonzero(mask[i])
+        texts = [corpus.texts[i][j] for j in pos]
+        counts = np.asarray(lm.token_counts(texts, lang), np.int32) if texts else np.zeros(0, np.int32)
+        mine.append((i, counts))
+    if n > 1:
+        from accelerate.utils import gather_object
+        mine = gather_object(mine)
+    ntok = np.zeros(mask.shape, np.int32)
+    for i, counts in mine:
+        ntok[i, mask[i]] = counts
+    if len({i for i, _ in mine}) != len(corpus.languages):
+        raise StoreError("token counts are missing for some languages (a process did not report)")
+    return ntok
+
+
 def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[str, list[Batch]],
                  ntok_all: np.ndarray, pool: str, K: int, H: int, store_dtype: str, folder: Path,
                  part_attrs: dict, state, progress: bool) -> int:
@@ -299,9 +318,9 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
                 emb[:, at:at + len(b), :] = np.asarray(pooled, np.float32).transpose(1, 0, 2)
                 at += len(b)
                 tokens += int(ntok_all[i, b.sentences].sum())
-                bar.update(len(b))
                 dt = max(1e-9, time.perf_counter() - t_start)
                 bar.set_postfix_str(f"{unit.lang}, {tokens / dt:,.0f} tok/s", refresh=False)
+                bar.update(len(b))
             attrs = dict(part_attrs, language=unit.lang, language_index=unit.lang_index, unit=unit.uid,
                          batch_start=unit.batch_start, batch_stop=unit.batch_stop,
                          sentence_first=int(sentences.min()), sentence_last=int(sentences.max()))
