@@ -236,7 +236,7 @@ class _Accumulator:
         cnt = m.sum(1)
         # cosine on the raw embeddings (only defined when both have the same width)
         if x.shape[-1] == y.shape[-1]:
-            num = (x * y).sum(-1)
+            num = torch.linalg.vecdot(x, y)
             den = (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(torch.finfo(self.dtype).tiny)
             self.cos += (num / den * m).sum(1)
         # shift: the first present row (exactly invariant, keeps the sums well scaled, and a
@@ -248,27 +248,34 @@ class _Accumulator:
             self.shift_x[new] = x[rows, first][new]
             self.shift_y[new] = y[rows, first][new]
             self.has_shift |= new
-        mm = m[..., None]
-        x = (x - self.shift_x[:, None, :]) * mm
-        y = (y - self.shift_y[:, None, :]) * mm
+        # shift (new tensors), then mask in place; accumulate with in-place batched matmuls
+        x = x - self.shift_x[:, None, :]
+        y = y - self.shift_y[:, None, :]
+        if not bool((m == 1).all()):
+            mm = m[..., None]
+            x.mul_(mm)
+            y.mul_(mm)
         xt = x.transpose(1, 2)
         self.n += cnt
         self.sx += x.sum(1)
         self.sy += y.sum(1)
-        self.Sxy += torch.bmm(xt, y)
-        self.Sxx += torch.bmm(xt, x)
-        self.Syy += torch.bmm(y.transpose(1, 2), y)
-        a = (x * x).sum(-1)
-        b = (y * y).sum(-1)
+        self.Sxy.baddbmm_(xt, y)
+        self.Sxx.baddbmm_(xt, x)
+        self.Syy.baddbmm_(y.transpose(1, 2), y)
+        a = torch.linalg.vecdot(x, x)
+        b = torch.linalg.vecdot(y, y)
         self.sa += a.sum(1)
         self.sb += b.sum(1)
         self.saa += (a * a).sum(1)
         self.sbb += (b * b).sum(1)
         self.sab += (a * b).sum(1)
-        self.Xa += torch.bmm(a[:, None, :], x)[:, 0]
-        self.Xb += torch.bmm(b[:, None, :], x)[:, 0]
-        self.Ya += torch.bmm(a[:, None, :], y)[:, 0]
-        self.Yb += torch.bmm(b[:, None, :], y)[:, 0]
+        ab = torch.stack([a, b], 1)  # [B, 2, s]
+        xab = torch.bmm(ab, x)       # [B, 2, H]: X^T a, X^T b
+        yab = torch.bmm(ab, y)
+        self.Xa += xab[:, 0]
+        self.Xb += xab[:, 1]
+        self.Ya += yab[:, 0]
+        self.Yb += yab[:, 1]
 
     def reduce(self, chunk: int = 64) -> dict:
         """Everything CKA needs as float64 NumPy arrays [B]: the H x H sums are reduced to

@@ -74,10 +74,17 @@ def stores(tmp_path_factory, one_torch_thread):
     for tag, model in (("base", base), ("tuned", tuned)):
         out[tag] = extract(corpus, d / f"{tag}.h5", str(model), pooling="cls", device="cpu",
                            store_dtype="float32", progress=False)
-    out["base_mean"] = extract(corpus, d / "base_mean.h5", str(base), pooling="mean", device="cpu",
-                               store_dtype="float32", progress=False)
-    out["other_corpus"] = extract(synthetic_corpus(seed=7), d / "other.h5", str(tuned), pooling="cls",
-                                  device="cpu", store_dtype="float32", progress=False)
+    # stores that must be refused: copies of the tuned store relabelled as mean-pooled, or as
+    # extracted from another corpus (the refusal reads the provenance attributes)
+    import shutil
+
+    import h5py
+    for tag, key, value in (("base_mean", "pooling", "mean"),
+                            ("other_corpus", "corpus_fingerprint", synthetic_corpus(seed=7).fingerprint())):
+        shutil.copy(out["tuned"], d / f"{tag}.h5")
+        with h5py.File(d / f"{tag}.h5", "a") as f:
+            f.attrs[key] = value
+        out[tag] = d / f"{tag}.h5"
     out["dir"] = d
     return out
 
