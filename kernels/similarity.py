@@ -20,8 +20,9 @@ Memory bound (L' languages, K' selected layers, K stored layers, H hidden, items
   + accumulators            (K' + 1) * L'^2 * 8
   + bootstrap (B > 0)       n_blocks * (K' + 1) * L'(L'-1)/2 * 4   (n_blocks = sentences / bootstrap_block)
 e.g. 1000 languages x 49 hidden states (H = 1024, float16): 2 GB + 0.1 GB + 0.4 GB ~ 2.5 GB.
-Measured (benchmarks/bench_similarity.py, 1000 x 13 x 200 x 384 float16): peak RSS 2.5 GiB
-against 2.5 GiB from this formula.
+Measured peak RSS (whole process, with torch loaded): 1000 x 13 x 200 x 384 float16
+(benchmarks/bench_similarity.py) 2.5 GiB; 1000 languages x 49 hidden states x 20 sentences x 1024
+float16 (10 sentences per chunk) 2.7 GiB.
 """
 from __future__ import annotations
 
