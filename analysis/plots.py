@@ -214,19 +214,30 @@ def plot_heatmap(matrix, order: Sequence[int] | None = None,
 
 
 def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.PathLike | None = None,
-                              title: str | None = None):
-    """Mean correlation per layer, one line per measure, with the bootstrap interval as a
-    band where computed; each measure's best layer is marked."""
+                              title: str | None = None, max_overlay: int = 4):
+    """Mean correlation per layer for each measure, with the bootstrap interval as a band where
+    computed and the best layer starred. Up to `max_overlay` measures share one panel; more
+    get one small panel each (shared y axis), so bands never pile up."""
     plt = _plt()
-    items = list(corrs.values()) if isinstance(corrs, dict) else list(corrs)
-    fig, ax = plt.subplots(figsize=(8.5, 5.0))
     import matplotlib
+    items = [c for c in (list(corrs.values()) if isinstance(corrs, dict) else list(corrs))]
+    drawable = [c for c in items if np.isfinite(c.mean_pearson if method == "pearson" else c.mean_spearman).any()]
     cmap = matplotlib.colormaps["tab10"]
-    for n, c in enumerate(items):
+    n = len(drawable)
+    if n <= max_overlay:
+        fig, ax = plt.subplots(figsize=(8.5, 5.0))
+        axes = [ax] * max(n, 1)
+    else:
+        ncols = 4
+        nrows = int(np.ceil(n / ncols))
+        fig, grid = plt.subplots(nrows, ncols, figsize=(4.2 * ncols, 3.2 * nrows), sharey=True, squeeze=False)
+        axes = list(grid.ravel())
+        for a in axes[n:]:
+            a.set_visible(False)
+    for i, c in enumerate(drawable):
+        ax = axes[i]
         y = c.mean_pearson if method == "pearson" else c.mean_spearman
-        if not np.isfinite(y).any():
-            continue
-        col = cmap(n % 10)
+        col = cmap(i % 10)
         x = np.asarray(c.layers)
         used = int(np.nanmax(c.n_used)) if len(c.n_used) else 0
         ax.plot(x, y, "-o", color=col, ms=4, lw=1.8, label=f"{c.measure} (n={used})")
@@ -235,15 +246,30 @@ def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.Pat
             ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
         b = int(np.nanargmax(y))
         ax.plot([x[b]], [y[b]], marker="*", ms=14, color=col, mec="black", mew=0.6)
-    ax.axhline(0, color="#999999", lw=0.8)
-    ax.set_xlabel("layer (hidden state; 0 = embeddings)")
-    ax.set_ylabel(f"mean {method.capitalize()} r over languages")
-    if items:
-        ax.set_xticks(items[0].layers)
-    ax.grid(alpha=0.3)
-    ax.legend(fontsize=9, loc="best", title="measure (languages used)", title_fontsize=8)
+        if n > max_overlay:
+            ax.set_title(f"{c.measure} (n={used}): best layer {x[b]}, r={y[b]:.3f}", fontsize=9)
     model = items[0].model if items else ""
-    ax.set_title(title or f"{model}: agreement with linguistic measures by layer (* = best)", fontsize=11)
+    ylabel = f"mean {method.capitalize()} r over languages"
+    for ax in (set(axes[:n]) if n else {axes[0]}):
+        ax.axhline(0, color="#999999", lw=0.8)
+        ax.grid(alpha=0.3)
+        if drawable:
+            ax.set_xticks(drawable[0].layers if len(drawable[0].layers) <= 16
+                          else drawable[0].layers[::int(np.ceil(len(drawable[0].layers) / 16))])
+        ax.set_xlabel("layer (0 = embeddings)")
+    band = " (band: bootstrap interval)" if any(c.ci for c in drawable) else ""
+    head = title or f"{model}: agreement with linguistic measures by layer (* = best){band}"
+    if n <= max_overlay:
+        axes[0].set_ylabel(ylabel)
+        if n:
+            axes[0].legend(fontsize=9, loc="upper left", bbox_to_anchor=(1.01, 1.0),
+                           title="measure (languages used)", title_fontsize=8)
+        axes[0].set_title(head, fontsize=11)
+    else:
+        for r in range(0, len(axes), 4):
+            axes[r].set_ylabel(ylabel, fontsize=9)
+        fig.suptitle(head, fontsize=11)
+        fig.tight_layout()
     if path:
         save_figure(fig, path)
     return fig

@@ -65,6 +65,15 @@ def test_correlation_figures(tmp_path):
     line = fig.axes[0].lines[0]
     assert np.allclose(line.get_ydata(), corr.mean_pearson) and list(line.get_xdata()) == [0, 1, 2, 3]
     assert _is_png(tmp_path / "corr.png")
+    # more than 4 measures: one panel each, each panel's line is its measure's means
+    many = {f"m{i}": correlate(LayeredSim(langs, [0, 1, 2, 3], sim), g, name=f"m{i}", layers=[0, 1, 2, 3][: 4 - i % 2])
+            for i in range(6)}
+    fig = plots.plot_correlation_by_layer(many)
+    visible = [a for a in fig.axes if a.get_visible()]
+    assert len(visible) == 6
+    for a, c in zip(visible, many.values()):
+        assert np.allclose(a.lines[0].get_ydata(), c.mean_pearson)
+        assert a.get_title().startswith(c.measure)
     fig = plots.plot_best_layers({"genetic": corr}, path=tmp_path / "best")
     heights = [p.get_height() for p in fig.axes[0].patches]
     best = corr.language_best_layer()
