@@ -6,8 +6,8 @@ similarities to every other language and l's measure similarities to them (only 
 which both values are present, never l itself); then the unweighted mean over languages. As in
 the reference code (cisnlp/mPLM-Sim `executor.py`), a language whose correlation is undefined
 is left out of the mean. Unlike the reference, every language left out is recorded with its
-reason (`not covered by the measure`, `constant measure vector`, `constant model vector`,
-`too few partners`) so nothing is silently averaged away.
+reason (`not covered by the measure`, `no measure value (NaN row)`, `no model similarity`,
+`constant measure vector`, `constant model vector`, `too few partners`) so nothing is silently averaged away.
 
 Uncertainty (optional, `bootstrap=B`):
 - `uncertainty="languages"`: resample the languages that entered the mean (with replacement),
@@ -36,6 +36,8 @@ REASON_NOT_COVERED = "not covered by the measure"
 REASON_CONSTANT_MEASURE = "constant measure vector"
 REASON_CONSTANT_MODEL = "constant model vector"
 REASON_FEW = "too few partners"
+REASON_NAN_MEASURE = "no measure value (NaN row)"
+REASON_NAN_MODEL = "no model similarity (NaN row: no shared sentences)"
 
 
 # -- inputs ------------------------------------------------------------------------------------
@@ -273,10 +275,20 @@ def _correlate_arrays(sim: np.ndarray, mvals: np.ndarray, midx: np.ndarray, min_
         cand = np.flatnonzero(others & cover)
         y = mvals[midx[i], midx[cand]]
         X = sim[:, i, cand]
-        ok_pair = np.isfinite(y) & np.isfinite(X).all(axis=0)
+        fin_y = np.isfinite(y)
+        fin_x = np.isfinite(X).all(axis=0)
+        ok_pair = fin_y & fin_x
         cand, y, X = cand[ok_pair], y[ok_pair], X[:, ok_pair]
         n = len(cand)
         partners[i] = n
+        if n == 0 and len(fin_y) and not fin_y.any():
+            if record is not None:
+                record.append(Dropped(languages[i], REASON_NAN_MEASURE, None, 0))
+            continue
+        if n == 0 and len(fin_x) and not fin_x.any():
+            if record is not None:
+                record.append(Dropped(languages[i], REASON_NAN_MODEL, None, 0))
+            continue
         if n < min_partners:
             if record is not None:
                 record.append(Dropped(languages[i], REASON_FEW, None, n))

@@ -9,7 +9,7 @@ import pytest
 from conftest import shared
 
 from babelmap.analysis.correlation import (REASON_CONSTANT_MEASURE, REASON_CONSTANT_MODEL, REASON_FEW,
-                                           REASON_NOT_COVERED, LayeredSim, by_layer_table, correlate,
+                                           REASON_NAN_MEASURE, REASON_NAN_MODEL, REASON_NOT_COVERED, LayeredSim, by_layer_table, correlate,
                                            result_from_tsvs, summary_table)
 from babelmap.kernels.matrix import LanguageMatrix
 
@@ -128,6 +128,19 @@ def test_drop_reasons_and_variant_fallback():
     x = sim[0, j, partners]
     y = [m.get("l06_Latn", langs[i].split("-")[0]) for i in partners]
     assert corr.pearson[0, j] == pytest.approx(pearsonr(x, y)[0], abs=1e-12)
+    # a NaN measure row, a NaN model row (no shared sentences)
+    m2 = LanguageMatrix(m.languages, m.values.copy(), "toy")
+    r3 = m2.index("l03_Latn")
+    m2.values[r3, :] = m2.values[:, r3] = np.nan
+    sim2 = sim.copy()
+    sim2[:, 4, :] = sim2[:, :, 4] = np.nan
+    c3 = correlate(LayeredSim(langs, [0, 1], sim2), m2, min_partners=3)
+    reasons3 = {(d.language, d.layer): d.reason for d in c3.dropped}
+    assert reasons3[("l03_Latn", None)] == REASON_NAN_MEASURE
+    assert reasons3[("l04_Latn", None)] == REASON_NAN_MODEL
+    # the others lose those partners but stay
+    j6 = langs.index("l06_Latn")
+    assert c3.partners[j6] == 8 - 1 - 3       # minus itself, l05 (uncovered), l03, l04
     # too few partners
     corr2 = correlate(LayeredSim(langs, [0, 1], sim), m, min_partners=7)
     assert all(d.reason in (REASON_FEW, REASON_NOT_COVERED) for d in corr2.dropped)
