@@ -131,6 +131,30 @@ def _scan(folder: Path, expected: dict, out: Path, batches: dict[str, list[Batch
     return done, remove, kept
 
 
+def _finished_parts(state, folder: Path, provenance: dict, out: Path, batches: dict[str, list[Batch]],
+                    K: int, H: int, store_dtype: str) -> tuple[dict[str, list[tuple[int, int]]], int]:
+    """Finished batch ranges per language and how many parts hold them. The main process
+    reads and verifies the parts, removes damaged ones and stale temporaries, and sends the
+    outcome (or the refusal) to every process, so all plan the same remaining work."""
+    result: tuple = ()
+    if state.is_main_process:
+        try:
+            done, remove, kept = _scan(folder, provenance, out, batches, K, H, store_dtype)
+            for p in remove:
+                p.unlink(missing_ok=True)
+            result = ("ok", done, kept)
+        except StoreError as e:
+            result = ("error", str(e))
+    if state.num_processes > 1:
+        from accelerate.utils import broadcast_object_list
+        box = [result]
+        broadcast_object_list(box, from_process=0)
+        result = box[0]
+    if result[0] == "error":
+        raise StoreError(result[1])
+    return result[1], result[2]
+
+
 def _existing_store(out: Path, expected: dict) -> bool:
     """True when `out` is already the finished store of this very run; StoreError when it
     is another run's store."""
@@ -228,15 +252,10 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
         lang: make_batches(np.flatnonzero(mask[i]), ntok_all[i, mask[i]], budget)
         for i, lang in enumerate(corpus.languages)}
 
-    # 2. finished parts (every process reads them before anyone writes)
-    done, remove, kept = _scan(folder, provenance, out, batches, K, H, store_dtype)
-    state.wait_for_everyone()
-    if main:
-        for p in remove:
-            p.unlink(missing_ok=True)
-        if kept:
-            log.warning("resuming: %d finished parts kept in %s", kept, folder)
-    state.wait_for_everyone()
+    # 2. finished parts: the main process verifies them (before anyone writes) and tells the others
+    done, kept = _finished_parts(state, folder, provenance, out, batches, K, H, store_dtype)
+    if main and kept:
+        log.warning("resuming: %d finished parts kept in %s", kept, folder)
 
     # 3. plan, share out, embed
     unit_sentences = max(1, DEFAULT_UNIT_BYTES // max(1, K * H * np.dtype(store_dtype).itemsize))

@@ -128,3 +128,19 @@ def test_resume_with_another_number_of_processes(tmp_path, setup, tiny_bert):
     assert r.returncode == 0, r.stderr[-3000:]
     assert "resuming: 2 finished parts kept" in r.stderr
     assert_same_store(ref, out)
+
+
+@pytest.mark.slow
+def test_refusal_stops_every_process_cleanly(tmp_path, setup, tiny_bert, tmp_path_factory):
+    """Parts of another model under 2 processes: every rank stops with the refusal, exit 1."""
+    from tiny import make_tiny_model
+    corpus_dir, _ = setup
+    other = make_tiny_model(tmp_path_factory.mktemp("other"), "bert", seed=1)
+    out = tmp_path / "s.h5"
+    extract(read_corpus(corpus_dir, "plain"), out, str(tiny_bert), device="cpu", token_budget=64,
+            progress=False, keep_parts=True)
+    out.unlink()
+    r = babelmap(extract_args(corpus_dir, other, out), tmp_path, launcher=launcher(2), timeout=300)
+    assert r.returncode != 0
+    assert r.stderr.count("was written by a different run") == 2 and "model_fingerprint: there" in r.stderr
+    assert len(list(parts_dir(out).iterdir())) == 3 and not out.exists()
