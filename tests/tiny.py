@@ -41,10 +41,12 @@ def make_tokenizer(path: str | Path, vocab_size: int = 300):
 
 def make_tiny_model(path: str | Path, family: str = "bert", seed: int = 0, layers: int = 2,
                     hidden: int = 32) -> Path:
-    """Write a tiny random checkpoint of `family` to `path` and return the path."""
+    """Write a tiny random checkpoint of `family` (any of FAMILIES) to `path`; return the path."""
     import torch
     from transformers import BertConfig, BertModel
 
+    if family != "bert":
+        return make_tiny_family(path, family, seed=seed, layers=layers, hidden=hidden)
     path = Path(path)
     path.mkdir(parents=True, exist_ok=True)
     tok = make_tokenizer(path)
