@@ -409,7 +409,7 @@ def run_pipeline(cfg: RunConfig) -> dict:
 
     # 7. figures
     fdir = out / "figures"
-    fp_fig = _hash("figures", fp_clu, cfg.figures, 3)
+    fp_fig = _hash("figures", fp_clu, cfg.figures, 4)
     figs = {"correlation": [fdir / "correlation_by_layer.png", fdir / "correlation_by_layer_spearman.png"],
             "best_layers": [fdir / "best_layers.png"],
             "dendrogram": [fdir / f"dendrogram_layer{best_layer}.png"],

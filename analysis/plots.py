@@ -277,44 +277,59 @@ def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.Pat
 
 def plot_best_layers(corrs, method: str = "pearson", path: str | os.PathLike | None = None,
                      families: Mapping[str, str | None] | None = None, title: str | None = None):
-    """Per-language best layers. Left: for each measure, the share of languages whose
-    correlation peaks at each layer. Right: each language's maximum correlation against its
-    best layer (jittered), one colour per measure: readable at any number of languages."""
+    """Per-language best layers, readable for any number of languages and measures.
+    Left: measures x layers, colour = share of the measure's languages whose correlation
+    peaks at that layer (counts written in the cells). Right: one row per measure, one dot per
+    language at its best layer (jittered vertically), coloured by that language's maximum
+    correlation."""
     plt = _plt()
-    import matplotlib
-    items = list(corrs.values()) if isinstance(corrs, dict) else list(corrs)
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(14, 5.2))
-    cmap = matplotlib.colormaps["tab10"]
-    rng = np.random.default_rng(0)
+    items = [c for c in (list(corrs.values()) if isinstance(corrs, dict) else list(corrs))]
+    items = [c for c in items if any(b is not None for b in c.language_best_layer(method))]
     all_layers = sorted({k for c in items for k in c.layers})
-    width = 0.8 / max(1, len(items))
-    for n, c in enumerate(items):
+    M = max(1, len(items))
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(15, 1.2 + 0.55 * M + 1.0),
+                                 gridspec_kw={"width_ratios": [1, 1.25]})
+    share = np.zeros((M, len(all_layers)))
+    counts = np.zeros((M, len(all_layers)), dtype=int)
+    rng = np.random.default_rng(0)
+    sc = None
+    for i, c in enumerate(items):
         best = [b for b in c.language_best_layer(method) if b is not None]
         mx = c.language_max(method)
-        ok = np.isfinite(mx)
-        if not best:
-            continue
-        share = np.array([best.count(k) for k in all_layers], dtype=float) / len(best)
-        col = cmap(n % 10)
-        a1.bar(np.arange(len(all_layers)) + (n - (len(items) - 1) / 2) * width, share, width=width,
-               color=col, label=f"{c.measure} (n={len(best)})")
-        bl = np.array([b for b in c.language_best_layer(method) if b is not None], dtype=float)
-        jit = rng.uniform(-0.3, 0.3, size=len(bl))
-        a2.scatter(bl + jit, mx[ok], s=12 if len(bl) < 300 else 4, alpha=0.7, color=col, label=c.measure)
-    a1.set_xticks(np.arange(len(all_layers)))
-    a1.set_xticklabels(all_layers)
-    a1.set_xlabel("best layer")
-    a1.set_ylabel("share of languages")
-    a1.legend(fontsize=8)
-    a1.grid(axis="y", alpha=0.3)
-    a1.set_title("where each language's correlation peaks", fontsize=10)
-    a2.set_xlabel("best layer (jittered)")
-    a2.set_ylabel(f"max {method.capitalize()} r over layers")
-    a2.set_xticks(all_layers)
-    a2.grid(alpha=0.3)
-    a2.axhline(0, color="#999999", lw=0.8)
-    a2.legend(fontsize=8, markerscale=2)
-    a2.set_title("each language: best layer and its correlation", fontsize=10)
+        for b in best:
+            counts[i, all_layers.index(b)] += 1
+        share[i] = counts[i] / max(1, len(best))
+        bl = np.array(best, dtype=float)
+        vals = mx[np.isfinite(mx)]
+        yj = i + rng.uniform(-0.3, 0.3, size=len(bl))
+        sc = a2.scatter(bl, yj, c=vals, cmap="coolwarm", vmin=-1, vmax=1, s=16 if len(bl) < 300 else 5,
+                        edgecolors="none", alpha=0.85)
+    im = a1.imshow(share, aspect="auto", cmap="Blues", vmin=0, vmax=max(0.05, share.max()))
+    if len(all_layers) <= 40:
+        for i in range(M):
+            for j in range(len(all_layers)):
+                if counts[i, j]:
+                    a1.text(j, i, str(counts[i, j]), ha="center", va="center", fontsize=7,
+                            color="white" if share[i, j] > 0.6 * share.max() else "black")
+    labels = [f"{c.measure} (n={int(np.isfinite(c.language_max(method)).sum())})" for c in items]
+    step = max(1, int(np.ceil(len(all_layers) / 16)))
+    for a in (a1,):
+        a.set_yticks(range(M))
+        a.set_yticklabels(labels, fontsize=9)
+        a.set_xticks(range(0, len(all_layers), step))
+        a.set_xticklabels(all_layers[::step])
+        a.set_xlabel("best layer")
+    fig.colorbar(im, ax=a1, label="share of languages", fraction=0.04, pad=0.02)
+    a1.set_title("languages whose correlation peaks at each layer (count)", fontsize=10)
+    a2.set_yticks(range(M))
+    a2.set_yticklabels(labels, fontsize=9)
+    a2.set_ylim(M - 0.5, -0.5)
+    a2.set_xticks(all_layers[::step])
+    a2.set_xlabel("best layer")
+    a2.grid(axis="x", alpha=0.3)
+    a2.set_title(f"each language (dot) at its best layer; colour = its max {method} r", fontsize=10)
+    if sc is not None:
+        fig.colorbar(sc, ax=a2, label=f"max {method} r over layers", fraction=0.04, pad=0.02)
     model = items[0].model if items else ""
     fig.suptitle(title or f"{model}: per-language best layers ({method})", fontsize=11)
     fig.tight_layout()

@@ -75,9 +75,11 @@ def test_correlation_figures(tmp_path):
         assert np.allclose(a.lines[0].get_ydata(), c.mean_pearson)
         assert a.get_title().startswith(c.measure)
     fig = plots.plot_best_layers({"genetic": corr}, path=tmp_path / "best")
-    heights = [p.get_height() for p in fig.axes[0].patches]
+    shares = np.asarray(fig.axes[0].images[0].get_array())[0]
     best = corr.language_best_layer()
-    assert heights == pytest.approx([best.count(k) / len(best) for k in [0, 1, 2, 3]])
+    assert shares.tolist() == pytest.approx([best.count(k) / len(best) for k in [0, 1, 2, 3]])
+    dots = fig.axes[1].collections[0].get_offsets()[:, 0]
+    assert sorted(dots.tolist()) == sorted(b for b in best if b is not None)
     assert _is_png(tmp_path / "best.png")
 
 
