@@ -211,6 +211,7 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
@@ -227,6 +228,7 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
             ax.plot(d.layer, d[f"{m}_aligned"], "-o", color=c, ms=3, label=f"{name}: aligned")
             ax.plot(d.layer, d[f"{m}_unrelated"], "--", color=c, label=f"{name}: unrelated")
         ax.set_xlabel("layer (0 = embeddings)")
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_ylabel(label)
         ax.grid(alpha=.3)
     axes[0].legend(fontsize=8)
@@ -243,6 +245,7 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
             label="chance")
     ax.set_ylim(0, 1.02)
     ax.set_xlabel("layer (0 = embeddings)")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_ylabel("word retrieval accuracy")
     ax.set_title(f"Nearest target word = aligned word, {pair}", fontsize=10)
     ax.grid(alpha=.3)
@@ -285,7 +288,9 @@ def plot_sentence_similarity(sims: Mapping[str, np.ndarray], folder: str | os.Pa
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
+    from matplotlib.ticker import MaxNLocator
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     for name, v in sims.items():
         ax.plot(np.arange(len(v)), v, "-o", ms=3, label=name)
     ax.set_xlabel("layer (0 = embeddings)")

@@ -155,3 +155,23 @@ def test_adjust_with_the_models_own_alignment(tiny_bert, tmp_path):
     meta = json.loads((res.out / "babelmap_model.json").read_text())
     assert meta["alignment"]["method"] == "mutual-argmax" and meta["alignment"]["layer"] == 2
     assert meta["n_links"] > 0
+
+
+@pytest.mark.slow
+def test_cli_adjust_then_words(tiny_bert, tmp_path, flores_dir):
+    """`babelmap adjust` on real FLORES sentences writes a checkpoint `babelmap words` reads."""
+    from babelmap.cli import main
+    from babelmap.engine.words import open_words
+    F = str(flores_dir / "dev")
+    out = tmp_path / "adj"
+    assert main(["adjust", "--model", str(tiny_bert), "--corpus", F, "--format", "flores", "--src", "eng_Latn",
+                 "--tgt", "deu_Latn", "--max-sentences", "10", "--layer", "2", "--max-steps", "2", "--lr", "1e-3",
+                 "--eval-sentences", "10:20", "--report", str(tmp_path / "rep"), "--device", "cpu",
+                 "--no-progress", "--out", str(out)]) == 0
+    meta = json.loads((out / "babelmap_model.json").read_text())
+    assert meta["steps"] == 2 and meta["sentence_similarity"]["n_pairs"] == 10
+    assert (tmp_path / "rep" / "wordalign_sentence_sim.png").exists()
+    assert main(["words", "--corpus", F, "--format", "flores", "--langs", "eng_Latn", "--sentences", "10:13",
+                 "--model", str(out), "--device", "cpu", "--no-progress", "--out", str(tmp_path / "w.h5")]) == 0
+    with open_words(tmp_path / "w.h5") as ws:
+        assert ws.attrs["model"] == str(out) and len(ws.sentence_ids) == 3

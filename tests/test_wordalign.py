@@ -115,3 +115,33 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
     b, _ = _store(tmp_path / "b.h5", seed=1)
     with pytest.raises(StoreError, match="other sentences or words"):
         analyse({"a": a, "b": b}, truth, "eng_Latn", "deu_Latn", progress=False)
+
+
+def test_cli_words_align_report(tiny_bert, tmp_path, flores_dir, capsys):
+    """`babelmap words` then `babelmap align --report` on 12 real FLORES sentences, tiny model."""
+    import torch
+
+    from babelmap.cli import main
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        w = tmp_path / "w.h5"
+        assert main(["words", "--corpus", str(flores_dir / "dev"), "--format", "flores", "--langs", "eng_Latn",
+                     "deu_Latn", "--max-sentences", "12", "--model", str(tiny_bert), "--device", "cpu",
+                     "--no-progress", "--out", str(w)]) == 0
+        assert main(["align", str(w), "--src", "eng_Latn", "--tgt", "deu_Latn", "--layer", "2",
+                     "--out", str(tmp_path / "a.txt"), "--report", str(tmp_path / "rep"), "--no-pdf"]) == 0
+    finally:
+        torch.set_num_threads(n)
+    out = capsys.readouterr().out
+    assert "links over 12 sentence pairs" in out
+    lines = (tmp_path / "a.txt").read_text().splitlines()
+    assert len(lines) == 12
+    ws = open_words(w)
+    assert len(ws.sentence_ids) == 12 and ws.languages == ["deu_Latn", "eng_Latn"]
+    # the written alignment is the model's own: retrieval at its layer is 1 by construction
+    import pandas as pd
+    df = pd.read_csv(tmp_path / "rep" / "wordalign_table.csv")
+    assert df[df.layer == 2].retrieval.iloc[0] == 1.0
+    assert (df.cos_aligned < df.cos_unrelated).all() and df.n_links.iloc[0] == sum(len(l.split()) for l in lines)
+    assert main(["align", str(w), "--src", "eng_Latn", "--tgt", "fra_Latn"]) == 1  # unknown language: error, no traceback
