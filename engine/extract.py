@@ -247,7 +247,9 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
         state.wait_for_everyone()
         return out
 
+    t_count = time.perf_counter()
     ntok_all = _count_tokens(lm, corpus, mask, state, progress)
+    t_count = time.perf_counter() - t_count
     batches: dict[str, list[Batch]] = {
         lang: make_batches(np.flatnonzero(mask[i]), ntok_all[i, mask[i]], budget)
         for i, lang in enumerate(corpus.languages)}
@@ -264,9 +266,13 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
                        num_processes=state.num_processes, unit_tokens=unit_tokens, unit_sentences=unit_sentences)
     mine = assign(units, state.num_processes)[state.process_index]
     part_attrs = dict(provenance)
+    times = {"count": t_count}
     written = _embed_units(lm, corpus, mine, batches, ntok_all, pool, K, H, store_dtype, folder, part_attrs,
-                           state, progress)
-    log.info("process %d wrote %d parts", state.process_index, written)
+                           state, progress, times)
+    log.info("process %d wrote %d parts (%d sentences, %d tokens; seconds: %s)", state.process_index, written,
+             sum(u.n_sentences for u in mine), sum(int(ntok_all[u.lang_index, np.concatenate(
+                 [b.sentences for b in batches[u.lang][u.batch_start:u.batch_stop]])].sum()) for u in mine),
+             ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
     state.wait_for_everyone()
 
     # 4. join
@@ -274,9 +280,11 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
         attrs = dict(provenance)
         attrs["skipped"] = json.dumps(list(corpus.skipped) + skipped_here, ensure_ascii=False, default=str)
         attrs["skip_bad"] = bool(skip_bad)
+        t_join = time.perf_counter()
         join_parts(folder, out, languages=corpus.languages, sentence_ids=corpus.sentence_ids, mask=mask,
                    provenance=provenance, n_layers=K, hidden=H, store_dtype=store_dtype, attrs=attrs,
                    progress=progress)
+        log.info("joined %s in %.2f s", out.name, time.perf_counter() - t_join)
         if not keep_parts:
             shutil.rmtree(folder, ignore_errors=True)
         log.info("wrote %s in %.1f s", out, time.perf_counter() - t0)
@@ -311,8 +319,10 @@ def _count_tokens(lm, corpus: ParallelCorpus, mask: np.ndarray, state, progress:
 
 def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[str, list[Batch]],
                  ntok_all: np.ndarray, pool: str, K: int, H: int, store_dtype: str, folder: Path,
-                 part_attrs: dict, state, progress: bool) -> int:
-    """Embed this process's units and write one part each; returns the number written."""
+                 part_attrs: dict, state, progress: bool, times: dict | None = None) -> int:
+    """Embed this process's units and write one part each; returns the number written.
+    `times` gets the seconds spent tokenizing, in the model (forward + pooling + copy to the
+    host), and writing parts."""
     from tqdm.auto import tqdm
     import torch
 
@@ -321,6 +331,7 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
     bar = tqdm(total=total, unit="sent", desc=f"extract [{rank + 1}/{state.num_processes}]",
                position=rank, disable=not progress, dynamic_ncols=True, leave=state.is_main_process)
     tokens, t_start, written = 0, time.perf_counter(), 0
+    t_tok = t_model = t_write = 0.0
     try:
         for unit in units:
             i = unit.lang_index
@@ -330,10 +341,14 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
             emb = np.empty((K, len(sentences), H), dtype=store_dtype)
             at = 0
             for b in unit_batches:
+                t0 = time.perf_counter()
                 enc = lm.tokenize([texts_all[j] for j in b.sentences], unit.lang)
+                t1 = time.perf_counter()
                 pooled = lm.embed(enc, pool)
                 if isinstance(pooled, torch.Tensor):
                     pooled = pooled.detach().to("cpu", torch.float32).numpy()
+                t2 = time.perf_counter()
+                t_tok, t_model = t_tok + t1 - t0, t_model + t2 - t1
                 emb[:, at:at + len(b), :] = np.asarray(pooled, np.float32).transpose(1, 0, 2)
                 at += len(b)
                 tokens += int(ntok_all[i, b.sentences].sum())
@@ -343,13 +358,17 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
             attrs = dict(part_attrs, language=unit.lang, language_index=unit.lang_index, unit=unit.uid,
                          batch_start=unit.batch_start, batch_stop=unit.batch_stop,
                          sentence_first=int(sentences.min()), sentence_last=int(sentences.max()))
+            t0 = time.perf_counter()
             try:
                 write_part(folder, unit.filename, sentences, ntok_all[i, sentences], emb, attrs)
             except OSError as e:
                 what = "the disk is full" if e.errno == errno.ENOSPC else f"writing failed ({e})"
                 raise StoreError(f"cannot write part {folder / unit.filename}: {what}. Finished parts "
                                  f"are kept; free space and run the same command again to resume") from None
+            t_write += time.perf_counter() - t0
             written += 1
     finally:
         bar.close()
+        if times is not None:
+            times.update(tokenize=t_tok, model=t_model, write=t_write)
     return written

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import h5py
 import numpy as np
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -52,12 +53,25 @@ def write_plain(folder: Path, rows: dict[str, list[str | None]]) -> Path:
 
 def env(tmp: Path, **extra: str) -> dict:
     e = dict(os.environ)
+    # one thread per process: the tiny models gain nothing from more, and on a shared machine
+    # spinning OpenMP threads make each forward 10-30x slower
+    e.setdefault("OMP_NUM_THREADS", "1")
     e.update({"BABELMAP_CACHE": str(tmp / "cache"), "TOKENIZERS_PARALLELISM": "false",
               "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "PYTHONPATH": str(ROOT)})
     for k in [k for k in e if k.startswith("BABELMAP_TEST_")]:
         del e[k]
     e.update(extra)
     return e
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_thread():
+    """In-process extractions on one torch thread (restored afterwards); see `env`."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
 
 
 def babelmap(args: list[str], tmp: Path, timeout: int = 120, launcher: list[str] | None = None,

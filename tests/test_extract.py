@@ -12,6 +12,7 @@ from babelmap.engine.batching import make_batches
 from babelmap.engine.corpora.base import ParallelCorpus
 from babelmap.engine.extract import extract
 from babelmap.engine.parts import parts_dir
+from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import babelmap, corpus_rows, extract_args, write_plain
 
 # float32 batched forward with padding vs a batch-size-1 forward: differences come from

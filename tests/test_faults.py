@@ -9,7 +9,6 @@ import shutil
 import socket
 
 import h5py
-import numpy as np
 import pytest
 
 from babelmap.cli import main as cli
@@ -19,6 +18,7 @@ from babelmap.engine.join import join_parts, list_parts
 from babelmap.engine.lock import OutputLock
 from babelmap.engine.parts import PART_KEYS, parts_dir
 from babelmap.errors import StoreError
+from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, read_store, write_plain
 
 LANGS = ("deu_Latn", "eng_Latn", "fra_Latn", "rus_Cyrl")

@@ -11,6 +11,7 @@ import pytest
 from babelmap.engine.corpora import read_corpus
 from babelmap.engine.extract import extract
 from babelmap.engine.parts import parts_dir
+from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, parts_written, write_plain
 
 LANGS = ("deu_Latn", "ell_Grek", "eng_Latn", "fra_Latn", "rus_Cyrl")  # one unit each: 5 parts

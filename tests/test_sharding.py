@@ -16,6 +16,7 @@ from babelmap.engine.corpora import read_corpus
 from babelmap.engine.extract import extract
 from babelmap.engine.parts import parts_dir
 from babelmap.engine.plan import assign, plan_units
+from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, write_plain
 
 
