@@ -100,3 +100,14 @@ def test_info_command(tmp_path, capsys):
     first = LANGS[int(np.argmax(row))]
     assert out.split("nearest to eng_Latn at layer 4:")[1].split()[0] == first
     assert main(["info", str(tmp_path / "missing.h5")]) == 1
+
+
+def test_correlate_by_uriel_name():
+    pytest.importorskip("urielplus", reason="URIEL measures need urielplus")
+    from babelmap.analysis.correlation import correlate
+    from babelmap.analysis.linguistic import uriel_matrix
+    raw = _result()
+    c = api.Result(raw).correlate("geographic", min_partners=3)
+    ref = correlate(raw, uriel_matrix("geographic", LANGS), min_partners=3)
+    assert c.measure == ref.measure
+    assert np.allclose(c.pearson, ref.pearson, equal_nan=True) and np.isfinite(c.pearson).any()
