@@ -209,6 +209,12 @@ def _norm(v):
     return v
 
 
+# settings a user can simply give again to continue a run (model and corpus differences cannot)
+HINTS = {"token_budget": "--token-budget {there}", "compute_dtype": "--dtype {there}",
+         "dtype": "--store-dtype {there}", "max_length": "--max-length {there}", "pooling": "--pooling {there}",
+         "prefix": "--prefix '{there}'"}
+
+
 def describe_diff(where: str, diffs: list[tuple[str, object, object]], out: Path) -> str:
     """The refusal message for parts or a store of another run."""
     lines = [f"{where} was written by a different run and cannot be mixed with this one:"]
@@ -219,5 +225,8 @@ def describe_diff(where: str, diffs: list[tuple[str, object, object]], out: Path
         if len(b_s) > 70:
             b_s = b_s[:67] + "..."
         lines.append(f"  {k}: there {a_s!r}, this run {b_s!r}")
+    same = [HINTS[k].format(there=_norm(a)) for k, a, _ in diffs if k in HINTS]
+    if same and len(same) == len(diffs):
+        lines.append(f"  to continue that run, give the same settings: {' '.join(same)}")
     lines.append(f"  what to do: run with --overwrite to discard it, or choose another --out than {out}")
     return "\n".join(lines)
