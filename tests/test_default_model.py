@@ -184,7 +184,7 @@ def test_flores_retrieval(lm):
 @pytest.mark.slow
 def test_concurrent_conversion_and_stale_stamp(tmp_path):
     """Two processes converting into an empty cache at once both end with a valid directory;
-    a stamp that does not match triggers reconversion."""
+    a stamp that does not match triggers reconversion; a killed converter's leftovers go."""
     env = dict(os.environ, BABELMAP_CACHE=str(tmp_path))
     code = ("from babelmap.engine.models.default_e5 import ensure_default_model;"
             "print(ensure_default_model(progress=False))")
@@ -200,7 +200,11 @@ def test_concurrent_conversion_and_stale_stamp(tmp_path):
     first = stamp["charsmap_sha256"]
     stamp["converter"] = "0-stale"
     (folder / "conversion.json").write_text(json.dumps(stamp))
+    leftover = folder.parent / f".{folder.name}.tmp-999999"  # as a killed converter leaves it
+    (leftover / "sub").mkdir(parents=True)
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     again = json.loads((folder / "conversion.json").read_text())
     assert out.stdout.strip() == str(folder)
     assert again["converter"] == CONVERTER_VERSION and again["charsmap_sha256"] == first
+    assert not leftover.exists()
+    assert sorted(p.name for p in folder.parent.iterdir() if not p.name.endswith(".lock")) == [folder.name]

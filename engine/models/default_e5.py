@@ -353,8 +353,9 @@ def ensure_default_model(progress: bool = True) -> Path:
     with FileLock(str(target.parent / f".{target.name}.lock")):
         if _stamp_ok(target, expected):  # another process finished meanwhile
             return target
+        for leftover in target.parent.glob(f".{target.name}.tmp-*"):  # from a killed converter
+            shutil.rmtree(leftover, ignore_errors=True)
         tmp = target.parent / f".{target.name}.tmp-{os.getpid()}"
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             convert(src, tmp, progress=progress)
         except BaseException:
