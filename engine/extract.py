@@ -321,10 +321,22 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
                  ntok_all: np.ndarray, pool: str, K: int, H: int, store_dtype: str, folder: Path,
                  part_attrs: dict, state, progress: bool, times: dict | None = None) -> int:
     """Embed this process's units and write one part each; returns the number written.
-    `times` gets the seconds spent tokenizing, in the model (forward + pooling + copy to the
-    host), and writing parts."""
+    The next batch is tokenized in a helper thread while the model runs the current one (the
+    Rust tokenizer releases the GIL), so on a GPU tokenization hides behind the forward.
+    `times` gets the seconds spent waiting for tokenization, in the model (forward + pooling
+    + copy to the host), and writing parts."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from tqdm.auto import tqdm
     import torch
+
+    def encode(unit: Unit, b: Batch):
+        return lm.tokenize([corpus.texts[unit.lang_index][j] for j in b.sentences], unit.lang)
+
+    queue = [(u, b) for u in units for b in batches[u.lang][u.batch_start:u.batch_stop]]
+    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelmap-tokenize")
+    nxt = ahead.submit(encode, *queue[0]) if queue else None
+    k = 0
 
     total = sum(u.n_sentences for u in units)
     rank = state.process_index
@@ -335,14 +347,17 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
     try:
         for unit in units:
             i = unit.lang_index
-            texts_all = corpus.texts[i]
             unit_batches = batches[unit.lang][unit.batch_start:unit.batch_stop]
             sentences = np.concatenate([b.sentences for b in unit_batches])
             emb = np.empty((K, len(sentences), H), dtype=store_dtype)
             at = 0
             for b in unit_batches:
                 t0 = time.perf_counter()
-                enc = lm.tokenize([texts_all[j] for j in b.sentences], unit.lang)
+                assert queue[k][1] is b
+                enc = nxt.result()
+                k += 1
+                if k < len(queue):
+                    nxt = ahead.submit(encode, *queue[k])
                 t1 = time.perf_counter()
                 pooled = lm.embed(enc, pool)
                 if isinstance(pooled, torch.Tensor):
@@ -368,6 +383,7 @@ def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[st
             t_write += time.perf_counter() - t0
             written += 1
     finally:
+        ahead.shutdown(wait=True, cancel_futures=True)
         bar.close()
         if times is not None:
             times.update(tokenize=t_tok, model=t_model, write=t_write)
