@@ -10,8 +10,9 @@ NAME = "extract"
 HELP = "embed every sentence of every language at every layer into an HDF5 store"
 EXAMPLE = """babelmap extract --corpus ../shared/data/flores200/dev --format flores --langs 'eng_*' 'deu_*' \\
     --max-sentences 100 --out flores.h5
-accelerate launch --num_processes 2 -m babelmap extract --corpus bible/ --format ebible --out bible.h5
-(interrupted? run the same command again: finished parts are kept)"""
+accelerate launch --multi_gpu --num_processes 8 -m babelmap extract --corpus bible/ --format ebible --out bible.h5
+torchrun --nproc_per_node 2 -m babelmap extract --device cpu ...   # several CPU processes (gloo)
+(interrupted? run the same command again: finished parts are kept; -v logs where the time went)"""
 
 FORMATS = ("flores", "ebible", "udhr", "pbc", "plain", "cldr")
 DTYPES = {"fp32": "float32", "float32": "float32", "bf16": "bfloat16", "bfloat16": "bfloat16",
