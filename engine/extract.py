@@ -216,10 +216,13 @@ def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device,
     folder = parts_dir(out)
     t0 = time.perf_counter()
     reset_test_counter()
-    if overwrite and main:
-        if out.exists():
-            out.unlink()
-        shutil.rmtree(folder, ignore_errors=True)
+    if main:
+        if overwrite:
+            if out.exists():
+                out.unlink()
+            shutil.rmtree(folder, ignore_errors=True)
+        for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a join killed midway (we hold the lock)
+            stale.unlink(missing_ok=True)
     state.wait_for_everyone()
 
     # 1. model, token counts, batches (identical on every process)

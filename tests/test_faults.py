@@ -126,6 +126,16 @@ def test_corpus_or_dtype_changed_is_refused(tmp_path, setup, tiny_bert):
     assert len(list_parts(parts_dir(out))) == len(LANGS)  # refusing never deletes finished work
 
 
+def test_stale_store_temporary_of_a_killed_join_is_removed(tmp_path, setup, tiny_bert):
+    _, corpus, ref = setup
+    out = tmp_path / "s.h5"
+    stale = tmp_path / ".s.h5.tmp-999999"
+    stale.write_bytes(b"half a store")
+    run(corpus, out, tiny_bert)
+    assert not stale.exists()
+    assert_same_store(ref, out)
+
+
 def test_second_run_on_the_same_output_is_locked_out(tmp_path, setup, tiny_bert):
     _, corpus, _ = setup
     out = tmp_path / "s.h5"
