@@ -117,6 +117,7 @@ def test_mismatched_checkpoints_are_refused(tmp_path):
         analyse({"a": a, "b": b}, truth, "eng_Latn", "deu_Latn", progress=False)
 
 
+@pytest.mark.slow
 def test_cli_words_align_report(tiny_bert, tmp_path, flores_dir, capsys):
     """`babelmap words` then `babelmap align --report` on 12 real FLORES sentences, tiny model."""
     import torch
