@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
     from babelmap.engine.training.adjust import adjust
     set_threads(args.threads)
     corpus = load_corpus(args, [args.src, args.tgt])
-    eval_corpus = eval_examples = None
+    eval_corpus = None
     if args.eval_sentences:
         saved, args.max_sentences = args.max_sentences, None
         eval_corpus = load_corpus(args, [args.src, args.tgt], args.eval_sentences)
