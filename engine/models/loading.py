@@ -132,8 +132,17 @@ def fingerprint_dir(path: Path) -> str:
 
 def default_prefix(name_or_dir: str | None) -> str:
     """The text prepended by default: `query: ` for the E5 default (symmetric tasks, as its
-    model card advises), nothing for other models."""
-    return "query: " if name_or_dir in DEFAULT_NAMES else ""
+    model card advises); for a checkpoint babelmap wrote (adjust, finetune), the prefix its
+    `babelmap_model.json` records; nothing for other models."""
+    if name_or_dir in DEFAULT_NAMES:
+        return "query: "
+    meta = Path(str(name_or_dir)) / "babelmap_model.json"
+    if meta.is_file():
+        try:
+            return str(json.loads(meta.read_text(encoding="utf-8")).get("prefix") or "")
+        except (OSError, ValueError):
+            return ""
+    return ""
 
 
 def _fingerprint(path: Path, name: str) -> str:
