@@ -297,10 +297,14 @@ def plot_change_by_layer(result: CKAResult, path: str | os.PathLike, *, change: 
     ymin, ymax = np.nanmin(ch), np.nanmax(ch)
     gap = 0.035 * (ymax - ymin if ymax > ymin else 1.0)
     placed: list[float] = []
-    for i in picks:  # labels at the right end, pushed apart so they do not overlap
-        y = last[i] if not placed else max(last[i], placed[-1] + gap)
-        placed.append(y)
-        ax.annotate(result.languages[i], (result.layers[-1], last[i]), xytext=(result.layers[-1] + 0.08, y),
+    for i in picks:  # labels at the right end, pushed apart so they do not overlap ...
+        placed.append(last[i] if not placed else max(last[i], placed[-1] + gap))
+    top = ymax + 0.02 * (ymax - ymin if ymax > ymin else 1.0)
+    if placed and placed[-1] > top:  # ... and back down inside the axes
+        shift = placed[-1] - top
+        placed = [y - shift for y in placed]
+    for i, y in zip(picks, placed):
+        ax.annotate(result.languages[i], (result.layers[-1], last[i]), xytext=(result.layers[-1] + 0.25, y),
                     textcoords="data", fontsize=7, va="center",
                     arrowprops=dict(arrowstyle="-", color="0.6", lw=0.5))
     if vals is not None:
@@ -309,7 +313,7 @@ def plot_change_by_layer(result: CKAResult, path: str | os.PathLike, *, change: 
     ax.set_xlabel("layer (hidden state; 0 = embeddings)")
     ax.set_ylabel(f"change = 1 - {change.replace('cka_', 'CKA ')}")
     ax.set_xticks(result.layers)
-    ax.set_xlim(result.layers[0], result.layers[-1] + 0.35 + 0.05 * len(result.layers))
+    ax.set_xlim(result.layers[0] - 0.2, result.layers[-1] + 0.6 + 0.08 * len(result.layers))
     ax.grid(alpha=0.3)
     ax.set_title(title or f"Representation change by layer ({L} languages)")
     return _save(fig, path)
@@ -342,8 +346,8 @@ def plot_correlation_by_layer(corrs: Mapping[str, ChangeCorrelation], path: str 
     axes[0].set_ylabel("correlation with change (1 - CKA)")
     axes[0].set_ylim(-1.05, 1.05)
     handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=min(4, max(1, len(labels))), frameon=False,
-               bbox_to_anchor=(0.5, -0.08))
+    fig.legend(handles, labels, loc="upper center", ncol=min(5, max(1, len(labels))), frameon=False,
+               bbox_to_anchor=(0.5, 0.0))
     src = next(iter(corrs.values())).source if corrs else ""
     fig.suptitle(title or f"Change vs distance / transfer from {src}: filled = p < 0.05, band = bootstrap CI",
                  y=1.02)

@@ -68,7 +68,10 @@ def _compute(args):
 
 
 def _summary(res) -> None:
+    import warnings
+
     import numpy as np
+    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
     print("layer  change(linear)  change(debiased)" + ("  change(rbf)" if res.cka_rbf is not None else "")
           + "  cosine   (means over languages)")
     with np.errstate(all="ignore"):
