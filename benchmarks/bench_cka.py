@@ -37,21 +37,23 @@ OUT = ROOT / "benchmarks" / "results" / "cka.json"
 # ---- synthetic data: deterministic per (language, sentence slice) -----------------------------
 class Synthetic:
     """Two models' embeddings [L, K, S, H] float16 without materialising them: language l's
-    rows are two random pools rolled by l along the sentence axis, the tuned model adds noise
-    growing with the layer. Any block can be produced on demand, identically every time."""
+    rows are a random pool rolled by l along the sentence axis; the tuned model's pool is the
+    base pool plus noise growing with the layer, rolled a little differently per language.
+    Any block can be produced on demand, identically every time."""
 
     def __init__(self, L: int, K: int, S: int, H: int, seed: int = 0):
         rng = np.random.default_rng(seed)
         self.L, self.K, self.S, self.H = L, K, S, H
         self.px = (rng.normal(size=(K, 2 * S, H)) + 2 * rng.normal(size=(K, 1, H))).astype(np.float16)
-        self.pn = rng.normal(size=(K, 2 * S, H)).astype(np.float16)
-        self.scale = np.linspace(0.1, 1.5, K, dtype=np.float32)[:, None, None]
+        scale = np.linspace(0.1, 1.5, K, dtype=np.float32)[:, None, None]
+        pn = rng.normal(size=(K, 2 * S, H)).astype(np.float32)
+        self.py = (self.px.astype(np.float32) + scale * pn).astype(np.float16)
 
     def read(self, rows, sl: slice):
+        """A block as a store would return it (a gather, about the cost of a copy)."""
         idx = np.arange(sl.start, sl.stop)
         x = np.stack([self.px[:, (idx + 7 * l) % (2 * self.S)] for l in rows])
-        n = np.stack([self.pn[:, (idx + 13 * l + 1) % (2 * self.S)] for l in rows])
-        y = (x.astype(np.float32) + self.scale * n).astype(np.float16)
+        y = np.stack([self.py[:, (idx + 7 * l + 13 * (l % 5) + 1) % (2 * self.S)] for l in rows])
         return x, y
 
 

@@ -230,31 +230,42 @@ class _Accumulator:
     def update(self, x, y, m) -> None:
         """x, y [B, s, H] raw embeddings (any float dtype), m [B, s] 1 where the sentence is in both."""
         import torch
-        x = x.to(self.device, self.dtype)
-        y = y.to(self.device, self.dtype)
+        x = x.to(self.device)  # converted to self.dtype by the shift below (one pass)
+        y = y.to(self.device)
         m = m.to(self.device, self.dtype)
         cnt = m.sum(1)
-        # cosine on the raw embeddings (only defined when both have the same width)
-        if x.shape[-1] == y.shape[-1]:
-            num = torch.linalg.vecdot(x, y)
-            den = (x.norm(dim=-1) * y.norm(dim=-1)).clamp_min(torch.finfo(self.dtype).tiny)
-            self.cos += (num / den * m).sum(1)
         # shift: the first present row (exactly invariant, keeps the sums well scaled, and a
         # constant representation becomes exactly 0, so its CKA is NaN rather than noise)
         new = (~self.has_shift) & (cnt > 0)
         if bool(new.any()):
             first = m.argmax(1)
             rows = torch.arange(x.shape[0], device=x.device)
-            self.shift_x[new] = x[rows, first][new]
-            self.shift_y[new] = y[rows, first][new]
+            self.shift_x[new] = x[rows, first][new].to(self.dtype)
+            self.shift_y[new] = y[rows, first][new].to(self.dtype)
             self.has_shift |= new
-        # shift (new tensors), then mask in place; accumulate with in-place batched matmuls
-        x = x - self.shift_x[:, None, :]
-        y = y - self.shift_y[:, None, :]
+        # shift (new tensors in self.dtype), then mask in place
+        x = torch.sub(x.to(self.dtype) if x.dtype.itemsize > self.dtype.itemsize else x, self.shift_x[:, None, :])
+        y = torch.sub(y.to(self.dtype) if y.dtype.itemsize > self.dtype.itemsize else y, self.shift_y[:, None, :])
         if not bool((m == 1).all()):
             mm = m[..., None]
             x.mul_(mm)
             y.mul_(mm)
+        a = x.norm(dim=-1).square_()  # row norms of the shifted rows
+        b = y.norm(dim=-1).square_()
+        # cosine of the raw rows (x' + sx, y' + sy), from the shifted ones: only the
+        # rowwise x'.y' is a new pass; x'.sx, x'.sy, y'.sx, y'.sy are thin matmuls
+        if x.shape[-1] == y.shape[-1]:
+            sxy = torch.stack([self.shift_x, self.shift_y], 2)  # [B, H, 2]
+            xs = torch.bmm(x, sxy)  # [B, s, 2]: x'.sx, x'.sy
+            ys = torch.bmm(y, sxy)  # y'.sx, y'.sy
+            ssx = (self.shift_x * self.shift_x).sum(-1, keepdim=True)
+            ssy = (self.shift_y * self.shift_y).sum(-1, keepdim=True)
+            sxsy = (self.shift_x * self.shift_y).sum(-1, keepdim=True)
+            nx2 = a + 2 * xs[..., 0] + ssx
+            ny2 = b + 2 * ys[..., 1] + ssy
+            num = torch.linalg.vecdot(x, y) + xs[..., 1] + ys[..., 0] + sxsy
+            den = (nx2 * ny2).clamp_min(0).sqrt().clamp_min(torch.finfo(self.dtype).tiny)
+            self.cos += (num / den * m).sum(1)
         xt = x.transpose(1, 2)
         self.n += cnt
         self.sx += x.sum(1)
@@ -262,8 +273,6 @@ class _Accumulator:
         self.Sxy.baddbmm_(xt, y)
         self.Sxx.baddbmm_(xt, x)
         self.Syy.baddbmm_(y.transpose(1, 2), y)
-        a = torch.linalg.vecdot(x, x)
-        b = torch.linalg.vecdot(y, y)
         self.sa += a.sum(1)
         self.sb += b.sum(1)
         self.saa += (a * a).sum(1)
@@ -429,13 +438,18 @@ def check_compatible(base: Store, tuned: Store) -> list[str]:
 
 
 def _group_sizes(n_layers: int, hidden: int, itemsize: int, chunk: int, memory_gb: float) -> tuple[int, int]:
-    """(languages per group, sentences per block) so accumulators take about half of
-    `memory_gb` and a block (with temporaries) about a quarter."""
+    """(languages per group, sentences per block) so the accumulators take about 30% of
+    `memory_gb` and a block with its temporaries about half, with blocks of >= 256 sentences
+    where the budget allows (rounded to the store's chunk)."""
     budget = memory_gb * (1 << 30)
     per_lang = n_layers * (3 * hidden * hidden + 12 * hidden) * itemsize
-    group = max(1, int(budget * 0.5 // per_lang))
-    per_sentence = group * n_layers * hidden * itemsize * 8
-    s = max(1, int(budget * 0.25 // per_sentence))
+    group = max(1, int(budget * 0.3 // per_lang))
+    # blocks of at least ~256 sentences keep the batched matmuls efficient: fewer languages
+    # per group rather than short blocks when the budget is tight
+    per_sentence_lang = n_layers * hidden * itemsize * 6
+    while group > 1 and budget * 0.5 // (group * per_sentence_lang) < 256:
+        group -= 1
+    s = max(1, int(budget * 0.5 // (group * per_sentence_lang)))
     s = max(chunk, (s // chunk) * chunk)
     return group, s
 
