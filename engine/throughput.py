@@ -36,9 +36,11 @@ def model_flops(model: torch.nn.Module, token_counts: Sequence[int]) -> float:
     return float(2.0 * non_embedding_parameters(model) * n.sum() + 4.0 * layers * hidden * (n ** 2).sum())
 
 
-def measured_cpu_peak(dtype: torch.dtype = torch.float32, size: int = 1024, repeats: int = 5) -> float:
-    """FLOP/s of a large square GEMM with this torch build and thread count: the CPU's
-    practical limit (no vendor figure applies to a shared VM)."""
+def measured_cpu_peak(dtype: torch.dtype = torch.float32, size: int = 2048, repeats: int = 10) -> float:
+    """FLOP/s of the best of `repeats` large square GEMMs with this torch build and thread
+    count: the CPU's practical limit (no vendor figure applies to a shared VM). On a loaded
+    machine this under-estimates the peak, so a fraction above 1 means the peak was measured
+    while a neighbour ran."""
     a = torch.randn(size, size, dtype=dtype)
     b = torch.randn(size, size, dtype=dtype)
     a @ b
@@ -59,7 +61,7 @@ def device_peak(device: torch.device, dtype: torch.dtype) -> tuple[float, str]:
             if frag in gpu and dt == name:
                 return peak, f"data sheet ({gpu}, dense {name})"
         return float("nan"), f"unknown peak for {gpu}"
-    return measured_cpu_peak(dtype), f"measured {name} GEMM 1024^3, {torch.get_num_threads()} threads"
+    return measured_cpu_peak(dtype), f"measured {name} GEMM 2048^3 best of 10, {torch.get_num_threads()} threads"
 
 
 @dataclass
