@@ -28,13 +28,12 @@ import numpy as np
 from babelmap.engine.errors import BabelmapError
 from babelmap.engine.languages import iso639_3
 from babelmap.kernels.cka import CKAResult
+from babelmap.engine.languages import STANDARD_MEMBER
 from babelmap.kernels.matrix import LanguageMatrix
 
 # ISO 639-3 macrolanguage codes (what normalize_code gives for UD's two-letter codes) -> the
 # individual language FLORES-200 uses. Extend or override with `aliases=`.
-MACRO_ALIASES = {"ara": "arb", "fas": "pes", "nor": "nob", "msa": "zsm", "est": "ekk", "lav": "lvs",
-                 "swa": "swh", "uzb": "uzn", "aze": "azj", "sqi": "als", "mon": "khk", "ori": "ory",
-                 "pus": "pbt", "grn": "gug", "kur": "kmr", "yid": "ydd", "cmn": "zho"}
+MACRO_ALIASES = {**{k: v for k, v in STANDARD_MEMBER.items() if k != "zho"}, "cmn": "zho"}
 
 
 # --------------------------------------------------------------------------------------------

@@ -38,14 +38,7 @@ log = logging.getLogger(__name__)
 
 ENGLISH = "english"
 
-# When a code names a macrolanguage (UD `ar`, `fa`, `lv`, `no`, `et`, ...) and a similarity
-# matrix has several of its members, the member that is the macrolanguage's standard written
-# variety (the one UD treebanks and FLORES-200 use) is taken. Belongs with the code library;
-# kept here until engine.languages offers it.
-STANDARD_MEMBER = {"ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "est": "ekk", "sqi": "als",
-                   "zho": "cmn", "msa": "zsm", "uzb": "uzn", "swa": "swh", "aze": "azj", "mon": "khk",
-                   "kur": "kmr", "pus": "pbt", "orm": "gaz", "grn": "gug", "yid": "ydd", "mlg": "plt",
-                   "lah": "pnb", "kon": "kng", "srd": "sro", "que": "quy", "ori": "ory", "nep": "npi"}
+from babelmap.engine.languages import STANDARD_MEMBER  # noqa: E402  (macrolanguage -> standard member)
 
 
 @dataclass

@@ -481,3 +481,11 @@ def resolve(name_or_id: str, candidates: Iterable[str] | None = None) -> str:
     sugg = suggest(q, cands, 5) + [by_name[n][0] for n in suggest(q.lower(), list(by_name), 3)]
     raise LanguageError(f"no language matching {name_or_id!r} among {len(cands)} candidates",
                         suggestions=list(dict.fromkeys(sugg)))
+
+
+# A macrolanguage code (what UD's `ar`, `fa`, `lv`, `no`, `et`... normalise to) -> the member that is
+# its standard written variety, the one UD treebanks and FLORES-200 use.
+STANDARD_MEMBER = {"ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "est": "ekk", "sqi": "als",
+                   "zho": "cmn", "msa": "zsm", "uzb": "uzn", "swa": "swh", "aze": "azj", "mon": "khk",
+                   "kur": "kmr", "pus": "pbt", "orm": "gaz", "grn": "gug", "yid": "ydd", "mlg": "plt",
+                   "lah": "pnb", "kon": "kng", "srd": "sro", "que": "quy", "ori": "ory", "nep": "npi"}
