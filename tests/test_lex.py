@@ -173,9 +173,6 @@ def _write_plain_flores(folder: Path, langs: list[str], n: int) -> Path:
 
 
 def test_cli_writes_tsv_and_hdf5(tmp_path):
-    corpora = pytest.importorskip("babelmap.engine.corpora")
-    if not hasattr(corpora, "read_corpus"):
-        pytest.skip("read_corpus (corpora helper) not available yet")
     folder = _write_plain_flores(tmp_path / "flores", ["eng_Latn", "deu_Latn", "fra_Latn"], 20)
     env = dict(os.environ)
     for out in ("lex.tsv", "lex.h5"):
