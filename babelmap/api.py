@@ -1,56 +1,64 @@
-"""The library API: `babelmap.load(...)` opens a similarity result for users.
+"""The library face: thin calls over the layers, for notebooks and scripts.
 
     import babelmap
-    r = babelmap.load("results/default")          # a results folder, an .h5 file, or a name
-    r.get("English", "German")                    # names or ids; layer defaults to r.default_layer
-    r.nearest("German", 5)
-    r.correlate("genetic").summary()
+    corpus = babelmap.read_corpus("flores200/dev", format="flores")
+    store = babelmap.extract(corpus, "store.h5")                 # model=None: the embedded default
+    r = babelmap.similarity(store)                                # a SimilarityResult
+    r.get("English", "German")                                    # names or ids; layer=None: r.default_layer
+    babelmap.correlate(r, "genetic").summary()
+    r = babelmap.load("default/flores200")                        # a saved result, a results folder, a name
 
-`Result` wraps a `babelmap.kernels.result.SimilarityResult`. Without `layer`, methods use
-`default_layer`: the best layer recorded in the result's attributes by `babelmap run`
-(`best_layer`, with `best_layer_measure` saying against which measure), else the last layer;
-the layer used is logged, and `get(..., with_layer=True)` returns it too.
+Each function only converts arguments and calls the one owner of its concept: engine.corpora,
+engine.extract, kernels.similarity, the measure registry in analysis.linguistic,
+analysis.correlation, the pipeline. `babelmap.encode` lives in babelmap/encode.py.
 """
 from __future__ import annotations
 
 import logging
 import os
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
-from babelmap.engine.errors import BabelmapError, LanguageError
+from babelmap.engine.errors import BabelmapError
+
+if TYPE_CHECKING:  # pragma: no cover
+    from babelmap.analysis.correlation import Correlation
+    from babelmap.engine.corpora.base import ParallelCorpus
+    from babelmap.engine.store import Store
+    from babelmap.kernels.matrix import LanguageMatrix
+    from babelmap.kernels.result import SimilarityResult
 
 log = logging.getLogger("babelmap")
 
-URIEL_KINDS = ("genetic", "geographic", "syntactic", "inventory", "phonological", "featural")
 DATA_DIR = Path(__file__).resolve().parent / "data"
 
 
+# -- results ---------------------------------------------------------------------------------
 def shipped(name: str) -> Path:
     """Path of a result shipped in the package: `default/flores200` -> data/default_flores200.h5."""
     return DATA_DIR / (name.strip("/").replace("/", "_") + ".h5")
 
 
-def load(path_or_name: str | os.PathLike) -> "Result":
-    """Open a result: an HDF5 file written by SimilarityResult.save, a results folder of
-    `babelmap run` (its `similarity.h5`), a folder of `sents_layer<N>.tsv` files (the reference
-    release), or a shipped name such as `default/flores200`."""
+def load(path_or_name: str | os.PathLike) -> "SimilarityResult":
+    """Open a similarity result: an HDF5 file written by `SimilarityResult.save`, a results folder
+    of `babelmap run` (its `similarity.h5`), a folder of `sents_layer<N>.tsv` files (the
+    reference release), or a shipped name such as `default/flores200`."""
     from babelmap.kernels.result import SimilarityResult
     p = Path(path_or_name)
     if p.is_dir():
         if (p / "similarity.h5").exists():
-            return Result(SimilarityResult.load(p / "similarity.h5"), p / "similarity.h5")
+            return SimilarityResult.load(p / "similarity.h5")
         if list(p.glob("sents_layer*.tsv")):
-            from babelmap.analysis.correlation import result_from_tsvs
-            return Result(result_from_tsvs(p), p)
+            return SimilarityResult.from_tsv(p)
         raise BabelmapError(f"{p} is a folder without similarity.h5 or sents_layer*.tsv files")
     if p.exists():
-        return Result(SimilarityResult.load(p), p)
+        return SimilarityResult.load(p)
     name = str(path_or_name)
     if "/" in name and not name.endswith((".h5", ".hdf5")) and not Path(name).parent.exists():
         f = shipped(name)
         if f.exists():
-            return Result(SimilarityResult.load(f), f)
+            return SimilarityResult.load(f)
         have = sorted(x.stem.replace("_", "/", 1) for x in DATA_DIR.glob("*.h5")) if DATA_DIR.exists() else []
         raise BabelmapError(f"no shipped result named {name!r} (expected {f}); "
                             f"shipped: {', '.join(have) or 'none in this installation'}. "
@@ -58,123 +66,141 @@ def load(path_or_name: str | os.PathLike) -> "Result":
     raise BabelmapError(f"no similarity result at {p}")
 
 
-class Result:
-    """A user-facing view of a SimilarityResult: names or ids, a default layer, nearest
-    languages, correlation with linguistic measures, tables."""
+# -- corpora and stores ----------------------------------------------------------------------
+def read_corpus(path: str | os.PathLike | None, format: str, *, skip_bad: bool = False,
+                **options: Any) -> "ParallelCorpus":
+    """Read a corpus file or folder of a given format (`flores`, `ebible`, `udhr`, `pbc`,
+    `plain`, `cldr`) into a ParallelCorpus; reader options pass through (`split="devtest"`)."""
+    from babelmap.engine.corpora import read_corpus as _read
+    return _read(path, format, skip_bad=skip_bad, **options)
 
-    def __init__(self, result: Any, path: str | os.PathLike | None = None):
-        self.raw = result
-        self.path = Path(path) if path is not None else None
 
-    # -- axes ----------------------------------------------------------------------------
+def _as_corpus(corpus: Any) -> "ParallelCorpus":
+    """A ParallelCorpus, or a {language: [sentences]} mapping turned into one."""
+    from babelmap.engine.corpora.base import ParallelCorpus
+    if isinstance(corpus, ParallelCorpus):
+        return corpus
+    if isinstance(corpus, Mapping):
+        if hasattr(ParallelCorpus, "from_dict"):
+            return ParallelCorpus.from_dict(dict(corpus))
+        raise BabelmapError("a {language: [sentences]} corpus needs ParallelCorpus.from_dict (not available)")
+    raise BabelmapError(f"expected a ParallelCorpus or a {{language: [sentences]}} dict, "
+                        f"got {type(corpus).__name__}")
+
+
+def open_store(path: str | os.PathLike) -> "Store":
+    """Open a store for reading: `.languages`, `.sentence_ids`, `.layers`, `.mask`, `.attrs`,
+    lazy `embeddings(lang, layer)` -> [S, H] and `block(...)` -> [L, K', s, H]."""
+    from babelmap.engine.store import open_store as _open
+    return _open(path)
+
+
+def extract(corpus: "ParallelCorpus | Mapping[str, Sequence[str | None]]", out: str | os.PathLike,
+            model: Any = None, **options: Any) -> "Store":
+    """Embed every sentence of every language at every hidden state into the store `out` and
+    open it. `model`: a checkpoint folder, None for the embedded default, or a loaded model;
+    options pass to `engine.extract.extract` (pooling, dtype, store_dtype, device, max_length,
+    prefix, progress, overwrite, ...). Resumes an interrupted run of the same call."""
+    from babelmap.engine.extract import extract as _extract
+    path = _extract(_as_corpus(corpus), out, model, **options)
+    return open_store(path)
+
+
+# -- similarity and measures -----------------------------------------------------------------
+def similarity(store: "Store | str | os.PathLike", layers: Sequence[int] | None = None,
+               measure: str = "cosine-mean", bootstrap: int = 0, out: str | os.PathLike | None = None,
+               **options: Any) -> "SimilarityResult":
+    """All-pair, all-layer language similarity of a store (an open Store or a path) as a
+    SimilarityResult; `out` also saves it there. Options pass to
+    `kernels.similarity.compute_similarity` (languages, sentences, device, precision, center,
+    progress, seed, ...)."""
+    import inspect
+
+    from babelmap.kernels.similarity import compute_similarity
+    if "measure" in inspect.signature(compute_similarity).parameters:
+        options["measure"] = measure
+    elif measure != "cosine-mean":
+        raise BabelmapError(f"measure {measure!r} is not available in this version (only cosine-mean)")
+    result = compute_similarity(store, layers=layers, bootstrap=bootstrap, **options)
+    if out is not None:
+        result.path = result.save(out)
+    return result
+
+
+def measure(name: str, languages: Any, **inputs: Any) -> "LanguageMatrix":
+    """A linguistic measure by name (`genetic`, `geographic`, ..., `glottolog`, `asjp`, `lex`,
+    `file`) over `languages` (ids, or anything with `.languages`: a result, store or corpus),
+    from the one measure registry; `inputs` gives what it needs (glottolog=folder,
+    asjp=folder, corpus=ParallelCorpus, path=file)."""
+    return _measure_by_name(name, languages, **inputs)
+
+
+def _measure_by_name(name: str, languages: Any, **inputs: Any) -> "LanguageMatrix":
+    from babelmap.analysis.linguistic import compute_measure
+    langs = list(getattr(languages, "languages", languages))
+    return compute_measure(name, langs, **inputs)
+
+
+def as_matrix(measure: Any, languages: Sequence[str], **inputs: Any) -> "LanguageMatrix":
+    """A measure argument as a LanguageMatrix: a LanguageMatrix as is, a path to a square TSV or
+    HDF5 matrix, or a registered measure name computed over `languages`."""
+    from babelmap.kernels.matrix import LanguageMatrix
+    if isinstance(measure, LanguageMatrix):
+        return measure
+    if isinstance(measure, (str, os.PathLike)) and Path(measure).is_file():
+        from babelmap.analysis.linguistic import read_matrix
+        return read_matrix(measure)
+    if isinstance(measure, str):
+        return _measure_by_name(measure, languages, **inputs)
+    raise BabelmapError(f"unknown measure {measure!r}: give a LanguageMatrix, a matrix file or a measure name")
+
+
+def correlate(result: "SimilarityResult", measure: Any, *, inputs: Mapping[str, Any] | None = None,
+              **options: Any) -> "Correlation":
+    """The mPLM-Sim correlation protocol between a result's layers and a measure (a
+    LanguageMatrix, a matrix file, or a measure name with its `inputs`); options pass to
+    `analysis.correlation.correlate` (min_partners, layers, bootstrap, ...)."""
+    from babelmap.analysis.correlation import correlate as _correlate
+    return _correlate(result, as_matrix(measure, result.languages, **dict(inputs or {})), **options)
+
+
+# -- the whole pipeline ----------------------------------------------------------------------
+@dataclass
+class RunResult:
+    """What `babelmap.run` produced: the results folder, the summary the report was written
+    from, and the similarity result (opened on first use)."""
+
+    out: Path
+    summary: Any
+    _result: Any = field(default=None, repr=False)
+
     @property
-    def languages(self) -> list[str]:
-        return list(self.raw.languages)
+    def result(self) -> "SimilarityResult":
+        """The run's SimilarityResult (`<out>/similarity.h5`, best layer recorded)."""
+        if self._result is None:
+            self._result = load(self.out)
+        return self._result
 
     @property
-    def layers(self) -> list[int]:
-        return list(self.raw.layers)
+    def report(self) -> Path:
+        return self.out / "report.md"
 
     @property
-    def attrs(self) -> dict:
-        return dict(getattr(self.raw, "attrs", {}) or {})
-
-    @property
-    def default_layer(self) -> int:
-        """The recorded best layer (attrs `best_layer`), else the last layer."""
-        v = self.attrs.get("best_layer")
-        try:
-            if v is not None and v != "" and int(v) in self.layers:
-                return int(v)
-        except (TypeError, ValueError):
-            pass
-        return self.layers[-1]
-
-    @property
-    def default_layer_reason(self) -> str:
-        a = self.attrs
-        if "best_layer" in a and self.default_layer == _int_or_none(a.get("best_layer")):
-            m = str(a.get("best_layer_measure", "against a linguistic measure"))
-            return f"best layer: {m} (recorded by the run)"
-        return "last layer (no best layer recorded)"
-
-    def _layer(self, layer: int | None) -> int:
-        if layer is None:
-            layer = self.default_layer
-            log.info("using layer %d: %s", layer, self.default_layer_reason)
-        if int(layer) not in self.layers:
-            raise BabelmapError(f"layer {layer} is not in this result (layers {self.layers})")
-        return int(layer)
-
-    def id(self, name_or_id: str) -> str:
-        """The result's id for a language name or code (`English`, `en`, `eng_Latn`);
-        LanguageError with suggestions when unknown or ambiguous."""
-        if name_or_id in self.raw:
-            return name_or_id
-        try:
-            from babelmap.engine.languages import resolve
-        except ImportError:  # pragma: no cover
-            resolve = None
-        if resolve is not None:
-            return resolve(name_or_id, self.languages)
-        from babelmap.engine.languages import suggest
-        raise LanguageError(f"unknown language {name_or_id!r}", suggestions=suggest(name_or_id, self.languages))
-
-    # -- access --------------------------------------------------------------------------
-    def get(self, a: str, b: str, layer: int | None = None, with_layer: bool = False):
-        """Similarity of two languages (names or ids) at `layer` (None = default_layer).
-        Returns a float, or (float, layer) with `with_layer=True`."""
-        k = self._layer(layer)
-        v = self.raw.get(self.id(a), self.id(b), k)
-        return (v, k) if with_layer else v
-
-    def nearest(self, lang: str, k: int = 10, layer: int | None = None) -> list[tuple[str, float]]:
-        """The k most similar languages to `lang` at `layer` (itself excluded)."""
-        return self.raw.nearest(self.id(lang), k, self._layer(layer))
-
-    def matrix(self, layer: int | None = None):
-        """The LanguageMatrix of one layer."""
-        return self.raw.matrix(self._layer(layer))
-
-    def correlate(self, measure: Any, **kwargs):
-        """Correlation protocol against a measure: a LanguageMatrix, a URIEL kind
-        (`genetic`, `geographic`, `syntactic`, `inventory`, `phonological`, `featural`) or a
-        path to a square TSV. Returns a `babelmap.analysis.correlation.Correlation`."""
-        from babelmap.analysis.correlation import correlate
-        return correlate(self.raw, self.measure(measure), **kwargs)
-
-    def measure(self, measure: Any):
-        """Turn a measure argument into a LanguageMatrix over (a superset of) our languages."""
-        from babelmap.kernels.matrix import LanguageMatrix
-        if isinstance(measure, LanguageMatrix):
-            return measure
-        if isinstance(measure, (str, os.PathLike)) and Path(measure).exists():
-            try:
-                from babelmap.analysis.linguistic import read_matrix
-                return read_matrix(measure)
-            except ImportError:
-                return LanguageMatrix.from_tsv(measure)
-        if isinstance(measure, str) and measure in URIEL_KINDS:
-            from babelmap.analysis.linguistic import uriel_matrix
-            return uriel_matrix(measure, self.languages)
-        raise BabelmapError(f"unknown measure {measure!r}: give a LanguageMatrix, a TSV path or one of "
-                            f"{', '.join(URIEL_KINDS)}")
-
-    def to_pandas(self, full: bool = False):
-        """Long table: layer, a, b, sim, count (and bootstrap columns when present)."""
-        return self.raw.to_pandas(full=full)
-
-    def __len__(self) -> int:
-        return len(self.languages)
-
-    def __repr__(self) -> str:
-        src = f" from {self.path}" if self.path else ""
-        return (f"<babelmap Result{src}: {len(self.languages)} languages, layers {self.layers[0]}.."
-                f"{self.layers[-1]}, default layer {self.default_layer} ({self.default_layer_reason})>")
+    def store(self) -> Path:
+        return self.out / "store.h5"
 
 
-def _int_or_none(v) -> int | None:
-    try:
-        return int(v)
-    except (TypeError, ValueError):
-        return None
+def run(out: str | os.PathLike = "results/default", **config: Any) -> RunResult:
+    """Run (or resume) the whole job of `babelmap run`: corpus -> store -> similarity ->
+    measures -> correlation -> clusters -> figures -> report in the folder `out`. `config`
+    takes the options of the command (corpus, format, model, langs, max_sentences, measures,
+    device, bootstrap, ...); with none, the embedded default run."""
+    from dataclasses import fields
+
+    from babelmap.analysis.pipeline import RunConfig, run_pipeline
+    known = {f.name for f in fields(RunConfig)}
+    unknown = sorted(set(config) - known)
+    if unknown:
+        raise BabelmapError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'out'}))}")
+    summary = run_pipeline(RunConfig(out=str(out), **config))
+    return RunResult(Path(out), summary)

@@ -1,4 +1,4 @@
-"""babelmap.load and the Result API on synthetic result files (real HDF5)."""
+"""babelmap.load and the one result type (SimilarityResult) on synthetic result files (real HDF5)."""
 from __future__ import annotations
 
 import numpy as np
@@ -53,7 +53,7 @@ def test_load_paths_names_and_layers(tmp_path, caplog):
 
 
 def test_unknown_names_and_shipped(tmp_path, monkeypatch):
-    r = api.Result(_result())
+    r = _result()
     with pytest.raises(LanguageError) as e:
         r.get("Englsh", "German")
     assert "Englsh" in str(e.value)
@@ -66,26 +66,27 @@ def test_unknown_names_and_shipped(tmp_path, monkeypatch):
     _result({"best_layer": 0}).save(tmp_path / "data" / "default_flores200.h5")
     r3 = babelmap.load("default/flores200")
     assert r3.default_layer == 0 and r3.path.name == "default_flores200.h5"
+    assert isinstance(r3, SimilarityResult) and "default layer 0 (best layer" in repr(r3)
     with pytest.raises(BabelmapError, match="no similarity result"):
         babelmap.load(tmp_path / "nope.h5")
 
 
 def test_correlate_with_matrix_and_tsv(tmp_path):
     raw = _result()
-    r = api.Result(raw)
+    r = raw
     rng = np.random.default_rng(5)
     v = rng.random((5, 5))
     m = LanguageMatrix(LANGS, (v + v.T) / 2, "toy")
-    c = r.correlate(m, min_partners=3)
+    c = babelmap.correlate(r, m, min_partners=3)
     from scipy.stats import pearsonr
     x = raw.sim[2, 0, 1:].astype(np.float64)
     y = m.values[0, 1:]
     assert c.pearson[2, 0] == pytest.approx(pearsonr(x, y)[0], abs=1e-6)
     m.to_tsv(tmp_path / "toy.tsv")
-    c2 = r.correlate(str(tmp_path / "toy.tsv"), min_partners=3)
+    c2 = babelmap.correlate(r, str(tmp_path / "toy.tsv"), min_partners=3)
     assert np.allclose(c2.pearson, c.pearson, equal_nan=True)
     with pytest.raises(BabelmapError, match="unknown measure"):
-        r.correlate("nonsense")
+        babelmap.correlate(r, "nonsense")
 
 
 def test_info_command(tmp_path, capsys):
@@ -107,7 +108,7 @@ def test_correlate_by_uriel_name():
     from babelmap.analysis.correlation import correlate
     from babelmap.analysis.linguistic import uriel_matrix
     raw = _result()
-    c = api.Result(raw).correlate("geographic", min_partners=3)
+    c = babelmap.correlate(raw, "geographic", min_partners=3)
     ref = correlate(raw, uriel_matrix("geographic", LANGS), min_partners=3)
     assert c.measure == ref.measure
     assert np.allclose(c.pearson, ref.pearson, equal_nan=True) and np.isfinite(c.pearson).any()

@@ -6,7 +6,9 @@ import babelmap
 
 def test_shipped_default_flores200():
     r = babelmap.load("default/flores200")
-    res = r.raw
+    res = r
+    assert isinstance(r, babelmap.SimilarityResult) and r.format == "babelmap.similarity"
+    assert r.measure == "cosine-mean"
     assert len(res.languages) == 204 and list(res.layers) == list(range(13))
     assert res.attrs["model"] == "multilingual-e5-small-q4"
     assert int(res.attrs["sentences_used"]) == 100

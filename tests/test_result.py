@@ -122,3 +122,66 @@ def test_shape_validation():
         SimilarityResult(["a", "b"], [0], np.zeros((1, 3, 3)), np.zeros((2, 2)))
     with pytest.raises(ValueError, match="duplicate"):
         SimilarityResult(["a", "a"], [0], np.zeros((1, 2, 2)), np.zeros((2, 2)))
+
+
+def test_names_default_layer_and_repr(caplog):
+    r = _result()
+    # no best layer recorded: None = the last layer, and repr says so
+    assert r.default_layer == 12 and "last layer" in r.default_layer_reason and "default layer 12" in repr(r)
+    assert r.get("English", "French") == pytest.approx(float(r.sim[2, 1, 2]))
+    assert r.get("en", "de", layer=0) == pytest.approx(float(r.sim[0, 1, 0]))
+    assert r.get_count("German", "Chinese") == 0
+    assert [l for l, _ in r.nearest("German", 2, layer=6)] == [l for l, _ in r.nearest("deu_Latn", 2, layer=6)]
+    assert r.subset(["Chinese", "English"]).languages == ["zho_Hans", "eng_Latn"]
+    with pytest.raises(LanguageError, match="Japanese"):
+        r.get("Japanese", "English")
+    # a recorded best layer is what None means
+    r.attrs.update(best_layer=6, best_layer_measure="against genetic")
+    with caplog.at_level("INFO", logger="babelmap"):
+        v, layer = r.get("English", "French", with_layer=True)
+    assert layer == 6 and v == pytest.approx(float(r.sim[1, 1, 2])) and "using layer 6" in caplog.text
+    assert r.matrix().name == "mplm-sim@6"
+    assert "default layer 6 (best layer: against genetic" in repr(r)
+    r.attrs["best_layer"] = 7          # not one of the layers: falls back to the last
+    assert r.default_layer == 12
+
+
+def test_layer_error_is_keyerror_and_babelmap_error():
+    from babelmap.errors import BabelmapError
+    r = _result()
+    with pytest.raises(BabelmapError) as e:
+        r.get("eng_Latn", "fra_Latn", 5)
+    assert isinstance(e.value, KeyError) and str(e.value).startswith("layer 5 is not")   # no KeyError quotes
+
+
+def test_format_and_measure_attributes(tmp_path):
+    # a result computed from a store carries the store's provenance, `format` included
+    r = _result()
+    r2 = SimilarityResult(r.languages, r.layers, r.sim, r.count,
+                          attrs={"format": "babelmap.store", "format_version": 1, "model": "m"})
+    assert r2.format == "babelmap.similarity" and r2.measure == "cosine-mean" and "format" not in r2.attrs
+    p = r2.save(tmp_path / "s.h5")
+    with h5py.File(p) as f:
+        assert f.attrs["format"] == "babelmap.similarity" and f.attrs["measure"] == "cosine-mean"
+    q = SimilarityResult.load(p)
+    assert q.path == p and q.format == "babelmap.similarity" and q.attrs["model"] == "m"
+    r3 = SimilarityResult(r.languages, r.layers, r.sim, r.count, attrs={"measure": "mexa"})
+    assert r3.measure == "mexa" and r3.matrix(0).name == "mexa@0"
+    assert SimilarityResult.load(r3.save(tmp_path / "m.h5")).measure == "mexa"
+
+
+def test_from_tsv_reads_export_tsv_back(tmp_path):
+    r = _result()
+    r.export_tsv(tmp_path / "tsv")
+    back = SimilarityResult.from_tsv(tmp_path / "tsv")
+    assert back.languages == LANGS and back.layers == [0, 6, 12]      # numeric order, not 0, 12, 6
+    off = ~np.eye(4, dtype=bool)
+    for k in range(3):
+        np.testing.assert_array_equal(back.sim[k][off], r.sim[k][off])    # NaN cells stay NaN
+        np.testing.assert_array_equal(np.diag(back.sim[k]), np.ones(4, np.float32))
+    assert back.path == tmp_path / "tsv" and back.measure == "cosine-mean"
+    with pytest.raises(StoreError, match="no files matching"):
+        SimilarityResult.from_tsv(tmp_path)
+    (tmp_path / "tsv" / "sents_layer3.tsv").write_text("\tdeu_Latn\ndeu_Latn\t1.0\n")
+    with pytest.raises(StoreError, match="sents_layer3.tsv: languages differ"):
+        SimilarityResult.from_tsv(tmp_path / "tsv")
