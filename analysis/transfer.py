@@ -60,12 +60,9 @@ class TransferTable:
 
 def _map_code(code: str) -> tuple[str | None, str | None]:
     """A UD / ISO code -> (our id, None) or (None, reason)."""
+    from babelmap.engine.languages import treebank_id
     try:
-        from babelmap.engine.languages import normalize_code
-    except ImportError:  # pragma: no cover - the code library is part of babelmap.engine
-        return None, "no code library"
-    try:
-        return normalize_code(code), None
+        return treebank_id(code), None
     except Exception as e:  # LanguageError, or anything a code library raises on odd input
         return None, str(e)
 
@@ -107,33 +104,51 @@ def read_transfer_table(path: str | os.PathLike, source_col: str = "lang_train",
     return TransferTable(sources, targets, scores, ids, unmapped, str(path))
 
 
-def _matrix_lookup(table: TransferTable, matrix: LanguageMatrix) -> dict[str, str]:
-    """UD code -> the matrix's language for it (same id, or the same language under another
-    script/macrolanguage member via `resolve`)."""
-    from babelmap.engine.languages import resolve
-    out = {}
-    cands = list(matrix.languages)
+def _matrix_lookup(table: TransferTable, matrix: LanguageMatrix) -> tuple[dict[str, str], dict[str, str]]:
+    """(UD code -> the matrix's language for it, code -> why it has none).
+
+    A code matches its own id; else the same language (ISO 639-3) in another script, the
+    code's script preferred (Hans/Hant count as one Han script only when that decides); else,
+    for a macrolanguage code, its standard member (`ar` -> `arb_Arab`). A member never maps to
+    its macrolanguage or to a sibling (`lzh`, `yue` are not `zho`). Two codes that would share
+    one matrix language: the exact id keeps it, the other is left out (a target is never its
+    own source)."""
+    from babelmap.engine.languages import iso639_3, script_of
+    by_iso: dict[str, list[str]] = {}
+    for c in matrix.languages:
+        by_iso.setdefault(iso639_3(c), []).append(c)
+    han = lambda sc: "Han" if sc in ("Hans", "Hant", "Hani") else sc  # noqa: E731
+    out: dict[str, str] = {}
+    why: dict[str, str] = {}
     for code, lid in table.ids.items():
         if lid is None:
             continue
         if lid in matrix:
             out[code] = lid
             continue
-        try:
-            out[code] = resolve(lid, cands)
-            continue
-        except Exception:
-            pass
-        iso3 = lid.split("_", 1)[0]
-        std = STANDARD_MEMBER.get(iso3)
-        hits = [c for c in cands if std and c.split("_", 1)[0] == std]
+        iso = iso639_3(lid)
+        hits = by_iso.get(iso) or by_iso.get(STANDARD_MEMBER.get(iso, ""), [])
         if len(hits) > 1:
-            han = lambda sc: "Han" if sc in ("Hans", "Hant", "Hani") else sc  # noqa: E731
-            same = [c for c in hits if han(c.split("_", 1)[1][:4]) == han(lid.split("_", 1)[1][:4])]
-            hits = same if len(same) == 1 else hits
+            for same in ([c for c in hits if script_of(c) == script_of(lid)],
+                         [c for c in hits if han(script_of(c)) == han(script_of(lid))]):
+                if len(same) == 1:
+                    hits = same
+                    break
         if len(hits) == 1:
             out[code] = hits[0]
-    return out
+        elif hits:
+            why[code] = f"{lid} is ambiguous in {matrix.name or 'the matrix'}: {', '.join(hits)}"
+    holders: dict[str, list[str]] = {}
+    for code, lang in out.items():
+        holders.setdefault(lang, []).append(code)
+    for lang, codes in holders.items():
+        if len(codes) > 1:
+            keep = [c for c in codes if table.ids[c] == lang] or sorted(codes)[:1]
+            for c in codes:
+                if c != keep[0]:
+                    del out[c]
+                    why[c] = f"maps to {lang}, as does {keep[0]!r}, which keeps it"
+    return out, why
 
 
 @dataclass
@@ -181,6 +196,31 @@ class Selection:
                              "oracle_rank": int(self.ranks[m][j]), "ndcg": float(self.ndcg[m][j])})
         return pd.DataFrame(rows)
 
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the selection (every method's choices and scores per target) as JSON through a
+        temporary name; `Selection.load` gives it back."""
+        import json
+        path = Path(path)
+        data = {"format": "babelmap.selection", "methods": self.methods, "targets": self.targets,
+                "pool": self.pool, "chosen": self.chosen, "oracle": self.oracle, "k": self.k,
+                "excluded": self.excluded, "oracle_score": self.oracle_score.tolist(),
+                **{key: {m: np.asarray(v).tolist() for m, v in getattr(self, key).items()}
+                   for key in ("chosen_score", "ranks", "ndcg", "ndcg_k")}}
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
+        os.replace(tmp, path)
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Selection":
+        """Read a selection written by `save`."""
+        import json
+        d = json.loads(Path(path).read_text(encoding="utf-8"))
+        arr = lambda key, dt=np.float64: {m: np.asarray(v, dtype=dt) for m, v in d[key].items()}  # noqa: E731
+        return cls(d["methods"], d["targets"], d["pool"], d["chosen"], arr("chosen_score"), d["oracle"],
+                   np.asarray(d["oracle_score"], dtype=np.float64), arr("ranks", np.int64), arr("ndcg"),
+                   arr("ndcg_k"), int(d["k"]), d["excluded"])
+
     def compare(self, a: str, b: str, n_boot: int = 10000, seed: int = 0) -> dict:
         """Paired bootstrap over targets of mean chosen accuracy, method a minus method b."""
         return paired_bootstrap(self.chosen_score[a], self.chosen_score[b], n_boot, seed)
@@ -208,7 +248,8 @@ def rank_sources(target: str, pool: Sequence[str], method: LanguageMatrix | str,
                  lookup: Mapping[str, str] | None = None, english: str = "en") -> list[str]:
     """The pool (without the target itself) ordered best-first by the method: similarity to
     the target descending (NaN last, ties in pool order), or English first for "english"."""
-    cands = [s for s in pool if s != target]
+    cands = [s for s in pool if s != target and not (lookup and s in lookup and target in lookup
+                                                      and lookup[s] == lookup[target])]
     if isinstance(method, str):
         if method != ENGLISH:
             raise ValueError(f"unknown method {method!r}: give a LanguageMatrix or {ENGLISH!r}")
@@ -235,12 +276,10 @@ def select_sources(table: TransferTable, methods: Mapping[str, LanguageMatrix | 
     lookups: dict[str, dict[str, str]] = {}
     for name, m in methods.items():
         if isinstance(m, LanguageMatrix):
-            lookups[name] = _matrix_lookup(table, m)
+            lookups[name], why = _matrix_lookup(table, m)
             for code in sorted(set(pool) | set(targets)):
                 if code not in lookups[name] and code not in excluded:
-                    excluded[code] = f"not covered by {name}"
-                elif code in lookups[name]:
-                    pass
+                    excluded[code] = why.get(code) or f"not covered by {name}"
     for code in pool:
         if code not in table.sources:
             raise ValueError(f"pool language {code!r} is not a source in {table.path}")
@@ -265,13 +304,13 @@ def select_sources(table: TransferTable, methods: Mapping[str, LanguageMatrix | 
     nd = {m: np.zeros(T) for m in methods}
     ndk = {m: np.zeros(T) for m in methods}
     for j, t in enumerate(tgt_u):
-        cands = [s for s in pool_u if s != t]
+        cands = [s for s in pool_u if not _same_language(table, s, t)]
         sc = {s: table.scores[si[s], ti[t]] for s in cands}
         best = max(cands, key=lambda s: (sc[s], -cands.index(s)))
         oracle.append(best)
         oracle_score[j] = sc[best]
         for name, m in methods.items():
-            ranking = rank_sources(t, pool_u, m, lookups.get(name), english)
+            ranking = rank_sources(t, cands, m, lookups.get(name), english)
             chosen[name].append(ranking[0])
             chosen_score[name][j] = sc[ranking[0]]
             ranks[name][j] = ranking.index(best) + 1
@@ -282,6 +321,12 @@ def select_sources(table: TransferTable, methods: Mapping[str, LanguageMatrix | 
         log.info("source selection: excluded %d codes: %s", len(excluded), excluded)
     return Selection(list(methods), tgt_u, pool_u, chosen, chosen_score, oracle, oracle_score, ranks,
                      nd, ndk, k, excluded)
+
+
+def _same_language(table: TransferTable, source: str, target: str) -> bool:
+    """True when two codes of the table are one language (the same code or the same id)."""
+    return source == target or (table.ids.get(source) is not None
+                                and table.ids.get(source) == table.ids.get(target))
 
 
 def paired_bootstrap(a: Sequence[float], b: Sequence[float], n_boot: int = 10000, seed: int = 0,

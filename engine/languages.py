@@ -489,3 +489,14 @@ STANDARD_MEMBER = {"ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "est"
                    "zho": "cmn", "msa": "zsm", "uzb": "uzn", "swa": "swh", "aze": "azj", "mon": "khk",
                    "kur": "kmr", "pus": "pbt", "orm": "gaz", "grn": "gug", "yid": "ydd", "mlg": "plt",
                    "lah": "pnb", "kon": "kng", "srd": "sro", "que": "quy", "ori": "ory", "nep": "npi"}
+
+# Treebank codes whose script differs from CLDR's likely script for the language:
+# UD_Classical_Chinese-Kyoto (`lzh`) is written in traditional characters (CLDR says Hans).
+TREEBANK_SCRIPTS = {"lzh": "Hant"}
+
+
+def treebank_id(code: str) -> str:
+    """Our id for a UD treebank / transfer-table code (`zh` -> `zho_Hans`, `lzh` -> `lzh_Hant`,
+    `yue` -> `yue_Hant`): each code its own language, never merged into its macrolanguage."""
+    return normalize_code(code, script=TREEBANK_SCRIPTS.get(code.strip().lower()))
+

@@ -97,3 +97,50 @@ def test_real_xpos_grid_english_baseline():
     j = sel.targets.index("de")
     others = df[(df.lang_pred == "de") & (df.lang_train != "de")]
     assert sel.oracle_score[j] == pytest.approx(others.score.max())
+
+
+def test_xpos_chinese_varieties_are_kept_apart(caplog):
+    """xpos `zh`, `lzh` (Classical Chinese) and `yue` (Cantonese) are three languages: each its
+    own id, only `zh` matches FLORES' zho_Hans, and no target is ever given itself as source."""
+    import csv
+    table = read_transfer_table(shared("xpos", "udpos-ft-10000.csv"))
+    assert (table.ids["zh"], table.ids["lzh"], table.ids["yue"]) == ("zho_Hans", "lzh_Hant", "yue_Hant")
+    assert len(set(table.ids.values())) == len(table.ids)          # every code its own language
+    langs = ["zho_Hans", "zho_Hant", "yue_Hant", "eng_Latn", "deu_Latn", "fra_Latn", "arb_Arab", "pes_Arab",
+             "rus_Cyrl", "jpn_Jpan"]
+    rng = np.random.default_rng(0)
+    v = rng.random((len(langs), len(langs)))
+    v = (v + v.T) / 2
+    np.fill_diagonal(v, 1.0)
+    v[0, 1] = v[1, 0] = v[0, 2] = v[2, 0] = 0.99                   # zho_Hans' nearest: the other Han rows
+    model = LanguageMatrix(langs, v, "model")
+    sel = select_sources(table, {"model": model, "english": "english"})
+    assert "lzh" not in sel.targets and "not covered by model" in sel.excluded["lzh"]
+    assert {"zh", "yue", "ar", "fa"} <= set(sel.targets)
+    per = sel.per_target()
+    assert (per.chosen != per.target).all()
+    # zh's candidates hold no other code of zho: its model choice is its real nearest source row
+    zh = per[(per.target == "zh") & (per.method == "model")].iloc[0]
+    ids_in_pool = {c: table.ids[c] for c in sel.pool}
+    pool_sims = {c: model.get("zho_Hans", {"ar": "arb_Arab", "fa": "pes_Arab"}.get(c, ids_in_pool[c]))
+                 for c in sel.pool if c != "zh"}
+    assert zh.chosen == max(pool_sims, key=pool_sims.get)
+    # a direct check of the scores: chosen score is the table's value for (chosen, zh)
+    with open(shared("xpos", "udpos-ft-10000.csv"), newline="") as fh:
+        raw = {(r["lang_train"], r["lang_pred"]): float(r["score"]) for r in csv.DictReader(fh)}
+    assert zh.score == pytest.approx(raw[(zh.chosen, "zh")])
+
+
+def test_unmapped_codes_are_reported(tmp_path, caplog):
+    path = tmp_path / "t.csv"
+    rows = ["lang_train,lang_pred,score"] + [f"{s},{t},{50 + i + j}" for i, s in enumerate(["en", "de", "xyzzy"])
+                                             for j, t in enumerate(["en", "de", "fr", "xyzzy"])]
+    path.write_text("\n".join(rows) + "\n")
+    with caplog.at_level("WARNING"):
+        table = read_transfer_table(path)
+    assert list(table.unmapped) == ["xyzzy"] and table.ids["xyzzy"] is None
+    assert "xyzzy" in caplog.text
+    m = LanguageMatrix(["eng_Latn", "deu_Latn", "fra_Latn"], np.array([[1, .8, .5], [.8, 1, .6], [.5, .6, 1.]]), "m")
+    sel = select_sources(table, {"m": m})
+    assert sel.excluded["xyzzy"].startswith("cannot be mapped to a language id")
+    assert sel.targets == ["de", "en", "fr"] and sel.pool == ["de", "en"]
