@@ -1,13 +1,22 @@
-"""Part files: one small HDF5 file per finished unit of work, in `<store>.parts/`.
+"""Part files: one small HDF5 file per finished unit of work; after the join, the store's shards.
 
-A part is written under a temporary name, flushed, fsynced and atomically renamed, so a
-file with a part name is a finished unit and anything else (a `.tmp-` file, or nothing)
-is work to redo. Each part carries the run's provenance, its unit (language, batch range,
-sentence indices) and a sha256 checksum of its arrays, so a resumed run and the join can
-tell a good part from a corrupt, truncated or foreign one.
+A unit (decided by engine.extract) is a group of *blocks*; a block is one language's
+contiguous range [start, stop) of corpus sentence positions. A part is written in memory,
+then to a temporary name, fsynced and atomically renamed, so a file with a part name is a
+finished unit and anything else (a `.tmp-` file, or nothing) is work to redo. Because HDF5
+only ever writes into memory, a full disk is a plain OSError from `write`, never an HDF5
+file object left half-written (which can segfault when collected).
 
-Layout: `/sentences` int64 [n] (positions on the corpus sentence axis), `/n_tokens` int32 [n],
-`/embeddings` [K, n, H] in the store dtype; attributes as in `part_attrs`.
+Layout of a part:
+- `/blocks/lang` [B] str, `/blocks/lang_index`, `/blocks/start`, `/blocks/stop`, `/blocks/offset`
+  ([B+1], block j's rows are offset[j]:offset[j+1] of the two arrays below) int64,
+  `/blocks/sha256` [B] str (see `BlockHasher`), computed once here;
+- `/sentences` int64 [N] (corpus positions), `/n_tokens` int32 [N];
+- `/emb/<j>` [K', stop-start, H] in the store dtype: block j dense over its whole range
+  (missing rows are never written and read as 0; chunks of ~1 MiB along sentences, and
+  chunks with no present row are not even allocated). The store's virtual dataset maps
+  each `/emb/<j>` onto its hyperslab (engine.join).
+- attributes: the run's provenance (`provenance_keys` lists them), `format`, `part_version`, `uid`.
 
 Test hooks (environment, per process; used by the fault tests with real subprocesses):
 `BABELMAP_TEST_KILL_AFTER_PARTS=N` SIGKILLs the process right after its N-th rename,
@@ -18,22 +27,38 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import io
+import json
+import logging
 import os
+import re
+import shutil
 import signal
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Mapping
+from typing import Any, Iterable, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from babelmap.engine.store import PROVENANCE_KEYS
+from babelmap.engine.diskspace import check_free_space, write_failure
+from babelmap.engine.errors import StoreError
+from babelmap.engine.store import CHUNK_BYTES, PROVENANCE_KEYS, STR
+
+log = logging.getLogger("babelmap")
 
 PART_FORMAT = "babelmap.part"
-PART_VERSION = 1
+PART_VERSION = 2
 # `dtype` is the stored dtype (as in the store); `compute_dtype` the forward precision.
 PART_KEYS = tuple(PROVENANCE_KEYS) + ("compute_dtype", "token_budget")
+# attributes that are bookkeeping, never provenance
+NOT_PROVENANCE = {"format", "format_version", "part_version", "uid", "provenance_keys", "babelmap_version",
+                  "created", "command", "skipped", "skip_bad", "storage", "shards", "provenance",
+                  "provenance_sha256", "chunk_sentences", "language", "language_index", "unit", "batch_start",
+                  "batch_stop", "sentence_first", "sentence_last", "checksum", "written_order"}
 TMP_MARK = ".tmp-"
+HASH_VERSION = "babelmap-block-sha256-v1"
+HASH_PIECE = 4096  # rows hashed per update (any value gives the same digest)
 
 _written = 0  # parts renamed into place by this process (for the test hooks)
 
@@ -45,51 +70,124 @@ def reset_test_counter() -> None:
 
 
 class BadPart(Exception):
-    """A part file that cannot be trusted (unreadable, truncated, checksum or shape wrong)."""
+    """A part file that cannot be trusted (unreadable, truncated, or not shaped as a part)."""
 
 
 @dataclass
-class Part:
-    """A part's unit and attributes; arrays are read on demand with `read_arrays`."""
+class Block:
+    """One language's rows [start, stop) of a unit: `sentences` (ascending positions present),
+    `n_tokens` and `emb` [K', n, H] aligned with them."""
+
+    lang: str
+    lang_index: int
+    start: int
+    stop: int
+    sentences: np.ndarray
+    n_tokens: np.ndarray
+    emb: np.ndarray
+
+
+@dataclass
+class PartInfo:
+    """A finished part, read from its attributes and small datasets only (no embeddings)."""
 
     path: Path
-    attrs: dict
+    uid: str
+    blocks: list[tuple[str, int, int, np.ndarray]]   # (lang, start, stop, sentences)
+    attrs: dict = field(default_factory=dict)
+    lang_index: list[int] = field(default_factory=list)
+    n_tokens: list[np.ndarray] = field(default_factory=list)
+    sha256: list[str] = field(default_factory=list)
+    n_layers: int = 0
+    hidden: int = 0
+    dtype: str = ""
 
-    @property
-    def lang(self) -> str:
-        return str(self.attrs["language"])
-
-    @property
-    def batch_range(self) -> tuple[int, int]:
-        return int(self.attrs["batch_start"]), int(self.attrs["batch_stop"])
+    def dataset(self, j: int) -> str:
+        """The HDF5 path of block j's embeddings inside the part."""
+        return f"emb/{j}"
 
 
+# ---------------------------------------------------------------------------------- names
 def parts_dir(out: str | os.PathLike) -> Path:
     """`<store>.parts/` beside the store."""
     out = Path(out)
     return out.with_name(out.name + ".parts")
 
 
+def shards_dir(out: str | os.PathLike) -> Path:
+    """`<store>.shards/` beside the store: the joined parts the store's index refers to."""
+    out = Path(out)
+    return out.with_name(out.name + ".shards")
+
+
+def part_filename(uid: str) -> str:
+    """A file-system-safe, collision-free part file name for unit `uid`."""
+    safe = re.sub(r"[^A-Za-z0-9_.-]", "_", uid)[:80]
+    tag = hashlib.sha1(uid.encode("utf-8")).hexdigest()[:8]
+    return f"{safe}.{tag}.h5"
+
+
 def is_tmp(path: Path) -> bool:
     return TMP_MARK in path.name
 
 
-def checksum(sentences: np.ndarray, n_tokens: np.ndarray, emb: np.ndarray) -> str:
-    """sha256 over shapes, dtypes and bytes of the three arrays."""
-    h = hashlib.sha256()
-    for a in (sentences, n_tokens, emb):
-        a = np.ascontiguousarray(a)
-        h.update(f"{a.dtype.str}{a.shape}".encode())
-        h.update(a.tobytes())
+def list_parts(folder: Path) -> list[Path]:
+    """Finished part files (not temporaries), sorted by name."""
+    if not folder.is_dir():
+        return []
+    return sorted(p for p in folder.iterdir() if p.suffix == ".h5" and not is_tmp(p))
+
+
+# ------------------------------------------------------------------------------ checksums
+class BlockHasher:
+    """sha256 of a block: its positions, token counts and embedding rows, row by row.
+
+    The digest covers a header (version, shapes, dtypes), `sentences` as int64, `n_tokens` as
+    int32 and then every present row's [K', H] values in position order, so it can be fed
+    from an in-memory [K', n, H] array (write time) or from pieces read back from a store
+    (`babelmap check`) and gives the same digest."""
+
+    def __init__(self, sentences: np.ndarray, n_tokens: np.ndarray, n_layers: int, hidden: int, dtype):
+        sentences = np.ascontiguousarray(sentences, "<i8")
+        n_tokens = np.ascontiguousarray(n_tokens, "<i4")
+        self.h = hashlib.sha256()
+        self.h.update(f"{HASH_VERSION}|n={sentences.size}|K={n_layers}|H={hidden}|"
+                      f"{np.dtype(dtype).str}|".encode())
+        self.h.update(sentences.tobytes())
+        self.h.update(n_tokens.tobytes())
+        self.dtype = np.dtype(dtype)
+
+    def rows(self, emb_rows: np.ndarray) -> None:
+        """Add rows given as [K', r, H] (the next r present rows in position order)."""
+        a = np.ascontiguousarray(np.asarray(emb_rows, self.dtype).transpose(1, 0, 2))
+        self.h.update(a.tobytes())
+
+    def hexdigest(self) -> str:
+        return self.h.hexdigest()
+
+
+def block_checksum(sentences: np.ndarray, n_tokens: np.ndarray, emb: np.ndarray) -> str:
+    """The `BlockHasher` digest of a block held in memory (emb [K', n, H])."""
+    K, n, H = emb.shape
+    h = BlockHasher(sentences, n_tokens, K, H, emb.dtype)
+    for a in range(0, n, HASH_PIECE):
+        h.rows(emb[:, a:a + HASH_PIECE])
     return h.hexdigest()
 
 
+def span_chunk(n_layers: int, hidden: int, itemsize: int, span: int) -> int:
+    """Sentences per chunk of a block dataset [K', span, H] so a chunk is about 1 MiB."""
+    c = max(1, CHUNK_BYTES // max(1, n_layers * hidden * itemsize))
+    return int(max(1, min(c, span)))
+
+
+# --------------------------------------------------------------------------------- writing
 def _env_n(name: str) -> int | None:
     v = os.environ.get(name)
     return int(v) if v else None
 
 
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
     try:
         fd = os.open(path, os.O_RDONLY)
     except OSError:  # pragma: no cover - platforms without directory fds
@@ -102,95 +200,224 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
-def write_part(folder: Path, filename: str, sentences: np.ndarray, n_tokens: np.ndarray, emb: np.ndarray,
-               attrs: Mapping) -> Path:
-    """Write one finished unit atomically: temp name, flush, fsync, rename, fsync the folder.
-    On any error the temporary file is removed and the error re-raised."""
-    global _written
-    folder.mkdir(parents=True, exist_ok=True)
-    final = folder / filename
-    tmp = folder / f".{filename}{TMP_MARK}{os.getpid()}"
-    sentences = np.asarray(sentences, np.int64)
-    n_tokens = np.asarray(n_tokens, np.int32)
-    nth = _written + 1
+def _validate(block: Block, dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    s = np.asarray(block.sentences, np.int64)
+    nt = np.asarray(block.n_tokens, np.int32)
+    e = np.asarray(block.emb) if dtype is None else np.asarray(block.emb, dtype)
+    where = f"block {block.lang}[{block.start}:{block.stop}]"
+    if not (0 <= block.start <= block.stop):
+        raise StoreError(f"{where}: bad range")
+    if s.ndim != 1 or nt.shape != s.shape or e.ndim != 3 or e.shape[1] != s.size:
+        raise StoreError(f"{where}: sentences {s.shape}, n_tokens {nt.shape}, emb {e.shape} do not align "
+                         "(expected [n], [n], [K, n, H])")
+    if s.size and (s[0] < block.start or s[-1] >= block.stop or (np.diff(s) <= 0).any()):
+        raise StoreError(f"{where}: sentence positions must be ascending and inside the range")
+    if e.dtype.kind == "f" and e.size and not np.isfinite(e).all():
+        rows = np.flatnonzero(~np.isfinite(e).all(axis=(0, 2)))
+        raise StoreError(f"language {block.lang}: NaN or Inf embeddings for {rows.size} sentences "
+                         f"(positions {s[rows[:5]].tolist()}); a float16 overflow? try --dtype fp32 or bf16")
+    return s, nt, e
+
+
+def part_image(uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any]) -> tuple[bytes | memoryview, list[str]]:
+    """The HDF5 bytes of a part (built in memory) and its blocks' checksums."""
+    checked = [_validate(b, None) for b in blocks]
+    dtypes = {e.dtype for _, _, e in checked}
+    if len(dtypes) > 1:
+        raise StoreError(f"part {uid}: blocks have different dtypes {sorted(map(str, dtypes))}")
+    shapes = {(e.shape[0], e.shape[2]) for _, _, e in checked}
+    if len(shapes) > 1:
+        raise StoreError(f"part {uid}: blocks have different (hidden states, hidden size) {sorted(shapes)}")
+    B = len(blocks)
+    sums = [block_checksum(s, nt, e) for s, nt, e in checked]
+    offsets = np.zeros(B + 1, np.int64)
+    for j, (s, _, _) in enumerate(checked):
+        offsets[j + 1] = offsets[j] + s.size
+    bio = io.BytesIO()
+    with h5py.File(bio, "w") as f:
+        g = f.create_group("blocks")
+        g.create_dataset("lang", data=np.array([b.lang for b in blocks], dtype=object), dtype=STR)
+        g.create_dataset("lang_index", data=np.array([b.lang_index for b in blocks], np.int64))
+        g.create_dataset("start", data=np.array([b.start for b in blocks], np.int64))
+        g.create_dataset("stop", data=np.array([b.stop for b in blocks], np.int64))
+        g.create_dataset("offset", data=offsets)
+        g.create_dataset("sha256", data=np.array(sums, dtype=object), dtype=STR)
+        f.create_dataset("sentences", data=np.concatenate([s for s, _, _ in checked]) if B else np.zeros(0, np.int64))
+        f.create_dataset("n_tokens", data=np.concatenate([n for _, n, _ in checked]) if B else np.zeros(0, np.int32))
+        eg = f.create_group("emb")
+        for j, (b, (s, _, e)) in enumerate(zip(blocks, checked)):
+            K, _, H = e.shape
+            span = b.stop - b.start
+            c = span_chunk(K, H, e.dtype.itemsize, span)
+            ds = eg.create_dataset(str(j), shape=(K, span, H), dtype=e.dtype, chunks=(K, c, H), fillvalue=0)
+            local = s - b.start
+            for a in range(0, span, c):
+                lo, hi = np.searchsorted(local, [a, a + c])
+                if lo == hi:
+                    continue  # no present row: the chunk is never allocated
+                if hi - lo == min(c, span - a) :
+                    ds[:, a:a + (hi - lo), :] = e[:, lo:hi, :]
+                else:
+                    buf = np.zeros((K, min(c, span - a), H), e.dtype)
+                    buf[:, local[lo:hi] - a, :] = e[:, lo:hi, :]
+                    ds[:, a:a + buf.shape[1], :] = buf
+        for k, v in attrs.items():
+            f.attrs[k] = "" if v is None else v
+        f.attrs["provenance_keys"] = json.dumps(sorted(k for k in attrs if k not in NOT_PROVENANCE))
+        f.attrs["format"] = PART_FORMAT
+        f.attrs["part_version"] = PART_VERSION
+        f.attrs["uid"] = uid
+    return bio.getbuffer(), sums
+
+
+def write_bytes_atomic(data, final: Path, what: str, after: str, hook: int | None = None) -> Path:
+    """Write `data` to `final` through a temporary sibling: write, fsync, rename, fsync the
+    folder. Any failure removes the temporary and raises one StoreError (see write_failure)."""
+    tmp = final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}")
+    needed = len(data)
     try:
-        with h5py.File(tmp, "w") as f:
-            f.create_dataset("sentences", data=sentences)
-            f.create_dataset("n_tokens", data=n_tokens)
-            if _env_n("BABELMAP_TEST_ENOSPC_AT_PART") == nth:
-                raise OSError(errno.ENOSPC, f"No space left on device (simulated) writing {tmp}")
-            f.create_dataset("embeddings", data=emb)
-            for k, v in attrs.items():
-                f.attrs[k] = "" if v is None else v
-            f.attrs["format"] = PART_FORMAT
-            f.attrs["part_version"] = PART_VERSION
-            f.attrs["checksum"] = checksum(sentences, n_tokens, emb)
-            f.flush()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        if _env_n("BABELMAP_TEST_KILL_BEFORE_RENAME") == nth:
+        check_free_space(final.parent, needed, f"{what} {final.name}")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+        try:
+            view = memoryview(data)
+            if hook is not None and _env_n("BABELMAP_TEST_ENOSPC_AT_PART") == hook:
+                os.write(fd, view[: len(view) // 2])
+                raise OSError(errno.ENOSPC, "No space left on device (simulated)")
+            while view:
+                view = view[os.write(fd, view):]
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+        if hook is not None and _env_n("BABELMAP_TEST_KILL_BEFORE_RENAME") == hook:
             os.kill(os.getpid(), signal.SIGKILL)
         os.replace(tmp, final)
+    except StoreError as e:
+        tmp.unlink(missing_ok=True)
+        raise StoreError(f"{e}. {after}") from None
+    except (OSError, RuntimeError) as e:
+        tmp.unlink(missing_ok=True)
+        raise write_failure(e, final, needed, what, after) from None
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise
-    _fsync_dir(folder)
+    fsync_dir(final.parent)
+    return final
+
+
+def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any], *old) -> Path:
+    """Write one finished unit atomically (temp name, fsync, rename, fsync the folder) and
+    return its path. Each block's sha256 is computed here, once. Any failure (full disk,
+    I/O error) removes the temporary and raises one StoreError; finished parts are kept.
+    Safe to call from a writer thread: it touches only NumPy, h5py and the file system."""
+    global _written
+    if isinstance(blocks, np.ndarray):  # the old call write_part(folder, filename, sentences, n_tokens, emb, attrs)
+        return _write_part_old(folder, uid, blocks, attrs, *old)  # type: ignore[arg-type]
+    folder = Path(folder)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise write_failure(e, folder / part_filename(uid), 0, "part", "free space or choose another --out") from None
+    image, _ = part_image(uid, blocks, attrs)
+    nth = _written + 1
+    final = write_bytes_atomic(image, folder / part_filename(uid), "part",
+                               "Finished parts are kept; free space and run the same command again to resume",
+                               hook=nth)
     _written = nth
     if _env_n("BABELMAP_TEST_KILL_AFTER_PARTS") == nth:
         os.kill(os.getpid(), signal.SIGKILL)
     return final
 
 
+# --------------------------------------------------------------------------------- reading
 def _attrs(f: h5py.File) -> dict:
     return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
 
 
-def read_part(path: Path) -> Part:
-    """A part's attributes, or BadPart when it is not a readable babelmap part."""
+def _dec(a: Iterable) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in a]
+
+
+def read_part_info(path: Path) -> PartInfo:
+    """A part's attributes and block table (never its embeddings); BadPart when it is not a
+    readable, well-formed part."""
     try:
         with h5py.File(path, "r") as f:
             attrs = _attrs(f)
-            for name in ("sentences", "n_tokens", "embeddings"):
-                if name not in f:
-                    raise BadPart(f"{path.name}: dataset /{name} is missing")
+            if attrs.get("format") != PART_FORMAT:
+                raise BadPart(f"{path.name}: not a babelmap part (format {attrs.get('format')!r})")
+            if attrs.get("part_version") != PART_VERSION:
+                raise BadPart(f"{path.name}: part version {attrs.get('part_version')!r} (another babelmap version)")
+            g = f["blocks"]
+            langs = _dec(g["lang"][()])
+            li = g["lang_index"][()].astype(int).tolist()
+            start = g["start"][()].astype(int).tolist()
+            stop = g["stop"][()].astype(int).tolist()
+            off = g["offset"][()].astype(np.int64)
+            sums = _dec(g["sha256"][()])
+            sent = f["sentences"][()].astype(np.int64)
+            ntok = f["n_tokens"][()].astype(np.int32)
+            B = len(langs)
+            if not (len(li) == len(start) == len(stop) == len(sums) == B and off.shape == (B + 1,)
+                    and off[0] == 0 and off[-1] == sent.size == ntok.size and (np.diff(off) >= 0).all()):
+                raise BadPart(f"{path.name}: inconsistent block table")
+            K = H = 0
+            dtype = ""
+            for j in range(B):
+                ds = f.get(f"emb/{j}")
+                if ds is None:
+                    raise BadPart(f"{path.name}: dataset /emb/{j} is missing")
+                if ds.ndim != 3 or ds.shape[1] != stop[j] - start[j] or (K and (ds.shape[0], ds.shape[2]) != (K, H)):
+                    raise BadPart(f"{path.name}: /emb/{j} has shape {ds.shape}")
+                K, H, dtype = int(ds.shape[0]), int(ds.shape[2]), str(ds.dtype)
     except BadPart:
         raise
     except Exception as e:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError on damage
         raise BadPart(f"{path.name}: unreadable ({e.__class__.__name__}: {e})") from None
-    if attrs.get("format") != PART_FORMAT:
-        raise BadPart(f"{path.name}: not a babelmap part (format {attrs.get('format')!r})")
-    for k in ("language", "batch_start", "batch_stop", "checksum"):
-        if k not in attrs:
-            raise BadPart(f"{path.name}: attribute {k!r} is missing")
-    return Part(path, attrs)
+    blocks, nts = [], []
+    for j in range(B):
+        s = sent[off[j]:off[j + 1]]
+        if s.size and (s[0] < start[j] or s[-1] >= stop[j] or (np.diff(s) <= 0).any()):
+            raise BadPart(f"{path.name}: block {j} positions are outside its range or not ascending")
+        blocks.append((langs[j], start[j], stop[j], s))
+        nts.append(ntok[off[j]:off[j + 1]])
+    return PartInfo(path=path, uid=str(attrs.get("uid", "")), blocks=blocks, attrs=attrs, lang_index=li,
+                    n_tokens=nts, sha256=sums, n_layers=K, hidden=H, dtype=dtype)
 
 
-def read_arrays(part: Part, n_layers: int, hidden: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """(sentences, n_tokens, embeddings [K, n, H]) of a part, verified against its checksum
-    and the expected shape and dtype; BadPart otherwise."""
-    try:
-        with h5py.File(part.path, "r") as f:
-            sent = f["sentences"][()]
-            ntok = f["n_tokens"][()]
-            emb = f["embeddings"][()]
-    except Exception as e:  # noqa: BLE001
-        raise BadPart(f"{part.path.name}: unreadable ({e.__class__.__name__}: {e})") from None
-    if checksum(sent, ntok, emb) != part.attrs["checksum"]:
-        raise BadPart(f"{part.path.name}: checksum mismatch (the file is corrupt)")
-    n = sent.shape[0]
-    if sent.ndim != 1 or ntok.shape != (n,) or emb.shape != (n_layers, n, hidden):
-        raise BadPart(f"{part.path.name}: shapes sentences {sent.shape}, n_tokens {ntok.shape}, "
-                      f"embeddings {emb.shape}; expected [n], [n], [{n_layers}, n, {hidden}]")
-    if emb.dtype != np.dtype(dtype):
-        raise BadPart(f"{part.path.name}: embeddings are {emb.dtype}, expected {dtype}")
-    return sent, ntok, emb
+def read_block(info: PartInfo, j: int) -> np.ndarray:
+    """Block j's present rows [K', n, H] (reads the embeddings; for tests and tools)."""
+    lang, start, stop, s = info.blocks[j]
+    with h5py.File(info.path, "r") as f:
+        dense = f[info.dataset(j)][()]
+    return dense[:, s - start, :]
+
+
+def verify_part(info: PartInfo) -> list[str]:
+    """Recompute every block checksum of a part (reads its embeddings); messages for mismatches."""
+    out = []
+    for j, (lang, start, stop, s) in enumerate(info.blocks):
+        try:
+            emb = read_block(info, j)
+        except Exception as e:  # noqa: BLE001
+            out.append(f"{info.path.name}: block {j} ({lang} {start}:{stop}) unreadable ({e})")
+            continue
+        if block_checksum(s, info.n_tokens[j], emb) != info.sha256[j]:
+            out.append(f"{info.path.name}: block {j} ({lang} {start}:{stop}) checksum mismatch")
+    return out
+
+
+# ------------------------------------------------------------------------------ provenance
+def provenance_keys(found: Mapping, expected: Mapping) -> list[str]:
+    keys = set(PART_KEYS) | {k for k in expected if k not in NOT_PROVENANCE}
+    return sorted(keys)
 
 
 def provenance_diff(found: Mapping, expected: Mapping) -> list[tuple[str, object, object]]:
-    """(key, found, expected) for every provenance attribute that differs. The model name
-    is not compared when the weights' fingerprints agree (a path spelled differently)."""
+    """(key, found, expected) for every provenance attribute that differs: the fixed keys
+    (PART_KEYS) and every provenance key `expected` has. The model name is not compared
+    when the weights' fingerprints agree (a path spelled differently)."""
     out = []
-    for k in PART_KEYS:
+    for k in provenance_keys(found, expected):
         if k == "model" and found.get("model_fingerprint") == expected.get("model_fingerprint"):
             continue
         a, b = found.get(k), expected.get(k)
@@ -204,7 +431,7 @@ def _norm(v):
         return ""
     if isinstance(v, bytes):
         return v.decode()
-    if isinstance(v, (np.integer, np.floating)):
+    if isinstance(v, (np.integer, np.floating, np.bool_)):
         return v.item()
     return v
 
@@ -230,3 +457,104 @@ def describe_diff(where: str, diffs: list[tuple[str, object, object]], out: Path
         lines.append(f"  to continue that run, give the same settings: {' '.join(same)}")
     lines.append(f"  what to do: run with --overwrite to discard it, or choose another --out than {out}")
     return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------------- resume
+def recover_interrupted_join(out: Path) -> None:
+    """A join killed after moving `<out>.parts/` to `<out>.shards/` but before renaming the
+    store into place leaves shards and no store: move them back so they count as parts."""
+    out = Path(out)
+    shards, parts = shards_dir(out), parts_dir(out)
+    if out.exists() or not shards.is_dir():
+        return
+    if not parts.exists():
+        os.replace(shards, parts)
+    else:
+        for p in shards.iterdir():
+            if not (parts / p.name).exists():
+                os.replace(p, parts / p.name)
+        shutil.rmtree(shards, ignore_errors=True)
+    log.warning("recovered the parts of an interrupted join from %s", shards)
+
+
+def finished_units(folder: Path, expected: Mapping[str, Any], out: Path) -> dict[str, PartInfo]:
+    """uid -> PartInfo of every finished part in `folder`, read from attributes and small
+    datasets only (no embedding is re-read or re-hashed, so a resume stays cheap). Removes
+    temporaries and unreadable or truncated parts (logged "redoing a damaged part"); raises
+    StoreError naming the differing settings for a part of another run."""
+    folder = Path(folder)
+    if folder == parts_dir(out):
+        recover_interrupted_join(out)
+    done: dict[str, PartInfo] = {}
+    if not folder.is_dir():
+        return done
+    for path in sorted(folder.iterdir()):
+        if is_tmp(path):
+            path.unlink(missing_ok=True)
+            continue
+        if path.suffix != ".h5":
+            continue
+        try:
+            info = read_part_info(path)
+            diffs = provenance_diff(info.attrs, expected)
+            if diffs:
+                raise StoreError(describe_diff(f"part {path}", diffs, out))
+            if info.uid in done:
+                raise BadPart(f"{path.name}: unit {info.uid} is already in {done[info.uid].path.name}")
+        except BadPart as e:
+            log.warning("redoing a damaged part: %s", e)
+            path.unlink(missing_ok=True)
+            continue
+        done[info.uid] = info
+    return done
+
+
+# ------------------------------------------------------- transition shims for the old extract
+@dataclass
+class Part:
+    """Old-style view of a part (language and batch range from its attributes)."""
+
+    path: Path
+    attrs: dict
+
+    @property
+    def lang(self) -> str:
+        return str(self.attrs["language"])
+
+    @property
+    def batch_range(self) -> tuple[int, int]:
+        return int(self.attrs["batch_start"]), int(self.attrs["batch_stop"])
+
+
+def read_part(path: Path) -> Part:
+    """Old-style reader kept while engine.extract moves to `finished_units` (BadPart on damage)."""
+    info = read_part_info(path)
+    for k in ("language", "batch_start", "batch_stop"):
+        if k not in info.attrs:
+            raise BadPart(f"{path.name}: attribute {k!r} is missing")
+    return Part(path, info.attrs)
+
+
+def read_arrays(part: Part, n_layers: int, hidden: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Old-style (sentences, n_tokens, emb) of a one-block part, in the order it was written."""
+    info = read_part_info(part.path)
+    if len(info.blocks) != 1:
+        raise BadPart(f"{part.path.name}: {len(info.blocks)} blocks")
+    emb = read_block(info, 0)
+    s, nt = info.blocks[0][3], info.n_tokens[0]
+    if block_checksum(s, nt, emb) != info.sha256[0]:
+        raise BadPart(f"{part.path.name}: checksum mismatch (the file is corrupt)")
+    order = np.asarray(json.loads(part.attrs.get("written_order", "null")) or np.arange(s.size))
+    inv = np.empty_like(order)
+    inv[order] = np.arange(order.size)
+    return s[inv], nt[inv], emb[:, inv, :]
+
+
+def _write_part_old(folder: Path, filename: str, sentences, n_tokens, emb, attrs: Mapping) -> Path:
+    sentences = np.asarray(sentences, np.int64)
+    order = np.argsort(sentences, kind="stable")
+    s = sentences[order]
+    block = Block(str(attrs["language"]), int(attrs["language_index"]), int(s[0]) if s.size else 0,
+                  int(s[-1]) + 1 if s.size else 0, s, np.asarray(n_tokens, np.int32)[order], np.asarray(emb)[:, order, :])
+    uid = str(attrs.get("unit", filename))
+    return write_part(folder, uid, [block], dict(attrs, written_order=json.dumps(order.tolist())))

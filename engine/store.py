@@ -1,7 +1,12 @@
-"""The store: all layers' pooled sentence embeddings of all languages in one HDF5 file.
+"""The store: all layers' pooled sentence embeddings of all languages, read through one HDF5 file.
 
-Layout and attributes are the contract of DESIGN.md ("Store"). Writers always go through a
-temporary name and an atomic rename, so a file at the final path is always complete.
+Layout and attributes are the contract of DESIGN.md ("Store"). Two storages, one reader:
+- a single file (`StoreWriter`, `write_store`: tests, small jobs, old stores);
+- an index plus shards (written by engine.join): `<store>` is a small HDF5 file whose
+  `/embeddings` is a virtual dataset over the part files in `<store>.shards/` (source paths
+  relative to the index's folder, so the two move together). Plain h5py reads both.
+Both record a sha256 per block (`/blocks/*`) that `babelmap check` verifies. Writers always go
+through a temporary name and an atomic rename, so a file at the final path is always complete.
 """
 from __future__ import annotations
 
@@ -17,6 +22,9 @@ import numpy as np
 from babelmap.engine.errors import StoreError
 
 FORMAT = "babelmap.store"
+OTHER_FORMATS = {"babelmap.similarity": "a similarity result (open it with babelmap.load or `babelmap info`)",
+                 "babelmap.words": "a word store (open it with babelmap.engine.words.open_words)",
+                 "babelmap.part": "a part of an unfinished extraction (run the extraction again to finish it)"}
 FORMAT_VERSION = 1
 CHUNK_BYTES = 1 << 20
 STR = h5py.string_dtype("utf-8")
@@ -90,17 +98,29 @@ class StoreWriter:
     def write_rows(self, i: int, start: int, emb: np.ndarray) -> None:
         self.emb[i, :, start:start + emb.shape[1]] = np.asarray(emb, dtype=self.emb.dtype)
 
-    def close(self) -> Path:
-        self.f.flush()
-        self.f.close()
-        with open(self.tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(self.tmp, self.path)
+    def close(self, checksums: bool = True) -> Path:
+        """Record one checksum per language (each language is one block, [0, S)), then flush,
+        fsync and rename into place. A failed write removes the temporary (StoreError)."""
+        try:
+            if checksums:
+                record_language_blocks(self.f)
+            record_provenance(self.f)
+            self.f.flush()
+            self.f.close()
+            with open(self.tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(self.tmp, self.path)
+        except (OSError, RuntimeError) as e:
+            self.abort()
+            from babelmap.engine.diskspace import write_failure
+            raise write_failure(e, self.path, 0, "store", "Nothing was written; free space and run again") from None
         return self.path
 
     def abort(self) -> None:
         try:
             self.f.close()
+        except Exception:  # noqa: BLE001 - a file that failed to write may fail to close too
+            pass
         finally:
             self.tmp.unlink(missing_ok=True)
 
@@ -130,26 +150,124 @@ def write_store(path: str | os.PathLike, languages: Sequence[str], sentence_ids:
     return Path(path)
 
 
+def _decode(a) -> list[str]:
+    return [x.decode() if isinstance(x, bytes) else str(x) for x in a]
+
+
+def provenance_record(attrs: Mapping) -> dict:
+    """The provenance attributes of `attrs` (not bookkeeping like `created`), normalised."""
+    skip = {"format", "format_version", "babelmap_version", "created", "command", "skipped", "skip_bad",
+            "storage", "shards", "provenance", "provenance_sha256", "chunk_sentences", "provenance_keys",
+            "part_version", "uid"}
+    out = {}
+    for k, v in attrs.items():
+        if k in skip:
+            continue
+        if isinstance(v, bytes):
+            v = v.decode()
+        if hasattr(v, "item"):
+            v = v.item()
+        out[k] = v if isinstance(v, (str, int, float, bool)) else str(v)
+    return out
+
+
+def record_provenance(f: h5py.File) -> None:
+    """Copy the provenance attributes into one JSON attribute `provenance` (and its sha256),
+    so `babelmap check` can tell an attribute changed after extraction."""
+    import hashlib
+    import json
+    rec = json.dumps(provenance_record(dict(f.attrs)), sort_keys=True, ensure_ascii=False)
+    f.attrs["provenance"] = rec
+    f.attrs["provenance_sha256"] = hashlib.sha256(rec.encode()).hexdigest()
+
+
+def write_blocks_table(f: h5py.File, lang_index, start, stop, sha256, shard, dataset) -> None:
+    """`/blocks/*`: one row per block (language, [start, stop), sha256, shard file, dataset)."""
+    g = f.require_group("blocks")
+    g.create_dataset("lang_index", data=np.asarray(lang_index, np.int64))
+    g.create_dataset("start", data=np.asarray(start, np.int64))
+    g.create_dataset("stop", data=np.asarray(stop, np.int64))
+    g.create_dataset("sha256", data=np.array(list(sha256), dtype=object), dtype=STR)
+    g.create_dataset("shard", data=np.array(list(shard), dtype=object), dtype=STR)
+    g.create_dataset("dataset", data=np.array(list(dataset), dtype=object), dtype=STR)
+
+
+def record_language_blocks(f: h5py.File) -> None:
+    """Checksum each language of a single-file store as one block [0, S) (reads it back)."""
+    from babelmap.engine.parts import BlockHasher
+    mask, ntok, emb = f["mask"][()], f["n_tokens"][()], f["embeddings"]
+    L, K, S, H = emb.shape
+    piece = max(1, sentence_chunk(K, H, emb.dtype.itemsize, S) * 8)
+    sums = []
+    for i in range(L):
+        pos = np.flatnonzero(mask[i])
+        h = BlockHasher(pos, ntok[i, pos], K, H, emb.dtype)
+        for a in range(0, S, piece):
+            local = np.flatnonzero(mask[i, a:a + piece])
+            if local.size:
+                h.rows(emb[i, :, a:a + piece, :][:, local, :])
+        sums.append(h.hexdigest())
+    if "blocks" in f:
+        del f["blocks"]
+    write_blocks_table(f, range(L), [0] * L, [S] * L, sums, [""] * L, [""] * L)
+
+
+def raise_open_files(n: int) -> None:
+    """Let this process open `n` more files (a store reads each shard through its own file)."""
+    try:
+        import resource
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        want = soft + n + 64
+        if soft != resource.RLIM_INFINITY and want > soft:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY
+                                                        else min(hard, want), hard))
+    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
+        pass
+
+
 class Store:
-    """A read-only view of a store; arrays are read lazily from disk."""
+    """A read-only view of a store (single file, or index + shards); arrays are read lazily."""
 
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
+        if self.path.is_dir():
+            raise StoreError(f"{self.path} is a folder, not a store (an HDF5 file written by babelmap extract)")
         if not self.path.exists():
             raise StoreError(f"no store at {self.path}")
         try:
             self.f = h5py.File(self.path, "r")
         except OSError as e:
             raise StoreError(f"{self.path} is not a readable HDF5 file ({e}); "
-                             "re-run the extraction to rebuild it") from e
-        if self.f.attrs.get("format") != FORMAT:
-            raise StoreError(f"{self.path} is not a babelmap store (format attribute "
-                             f"{self.f.attrs.get('format')!r})")
-        self.languages: list[str] = [s.decode() if isinstance(s, bytes) else s for s in self.f["languages"][()]]
-        self.sentence_ids: list[str] = [s.decode() if isinstance(s, bytes) else s
-                                        for s in self.f["sentence_ids"][()]]
+                             "re-run the extraction to rebuild it") from None
+        try:
+            self._open()
+        except BaseException:
+            self.f.close()
+            raise
+
+    def _open(self) -> None:
+        fmt = self.f.attrs.get("format")
+        if isinstance(fmt, bytes):
+            fmt = fmt.decode()
+        if fmt != FORMAT:
+            what = OTHER_FORMATS.get(str(fmt))
+            raise StoreError(f"{self.path} is {what}, not an embedding store" if what else
+                             f"{self.path} is not a babelmap store (format attribute {fmt!r})")
+        for name in ("languages", "sentence_ids", "mask", "embeddings"):
+            if name not in self.f:
+                raise StoreError(f"store {self.path} has no /{name} dataset (damaged, or not written by "
+                                 "babelmap extract); re-run the extraction with --overwrite")
+        self.languages: list[str] = _decode(self.f["languages"][()])
+        self.sentence_ids: list[str] = _decode(self.f["sentence_ids"][()])
         self._index = {l: i for i, l in enumerate(self.languages)}
         self._emb = self.f["embeddings"]
+        if self._emb.is_virtual:
+            missing = [p for p in self.shard_paths if not p.is_file()]
+            if missing:
+                raise StoreError(f"store {self.path}: {len(missing)} shard file(s) are missing, e.g. {missing[0]} "
+                                 f"(a store is the file and its folder {self.path.name}.shards/: move or copy "
+                                 "them together)")
+            raise_open_files(len(self.shard_paths))
 
     # -- metadata ------------------------------------------------------------------------
     @property
@@ -163,7 +281,35 @@ class Store:
 
     @property
     def layers(self) -> list[int]:
+        """The hidden-state ids stored along the layer axis (0 = embedding output); a subset
+        when the extraction kept only some (`--layers`). `block(layers=...)` and
+        `embeddings(lang, layer)` index positions along this axis."""
+        if "layers" in self.f:
+            return [int(k) for k in self.f["layers"][()]]
         return list(range(self._emb.shape[1]))
+
+    @property
+    def documents(self) -> list[str] | None:
+        """Per-sentence document ids (book, article...), or None when the corpus had none."""
+        return _decode(self.f["documents"][()]) if "documents" in self.f else None
+
+    @property
+    def is_sharded(self) -> bool:
+        """True when /embeddings is a virtual dataset over shard files."""
+        return bool(self._emb.is_virtual)
+
+    @property
+    def shard_paths(self) -> list[Path]:
+        """The shard files the store reads (absolute; empty for a single-file store)."""
+        if "blocks" not in self.f or "shard" not in self.f["blocks"]:
+            return []
+        names = sorted({s for s in _decode(self.f["blocks/shard"][()]) if s})
+        return [(self.path.parent / n) for n in names]
+
+    @property
+    def disk_bytes(self) -> int:
+        """Bytes on disk: the file plus its shards."""
+        return os.path.getsize(self.path) + sum(p.stat().st_size for p in self.shard_paths if p.exists())
 
     @property
     def hidden_size(self) -> int:
@@ -175,7 +321,10 @@ class Store:
 
     @property
     def chunk_sentences(self) -> int:
-        return int(self._emb.chunks[2]) if self._emb.chunks else len(self.sentence_ids)
+        if self._emb.chunks:
+            return int(self._emb.chunks[2])
+        c = self.f.attrs.get("chunk_sentences")
+        return int(c) if c else len(self.sentence_ids)
 
     @property
     def mask(self) -> np.ndarray:
@@ -183,6 +332,8 @@ class Store:
 
     @property
     def n_tokens(self) -> np.ndarray:
+        if "n_tokens" not in self.f:
+            return self.mask.astype(np.int32)
         return self.f["n_tokens"][()]
 
     def index(self, lang: str) -> int:
@@ -203,12 +354,14 @@ class Store:
         """[L', K', s, H] for a sentence slice, all (or some) layers and languages."""
         sl = sentences if sentences is not None else slice(None)
         rows = [self.index(l) for l in languages] if languages is not None else None
+        # read only the asked hidden states from disk (h5py wants them increasing, no repeats)
+        ks = slice(None) if layers is None else sorted({int(k) for k in layers})
         if rows is None:
-            data = self._emb[:, :, sl, :]
+            data = self._emb[:, ks, sl, :]
         else:
-            data = np.stack([self._emb[i, :, sl, :] for i in rows])
-        if layers is not None:
-            data = data[:, list(layers)]
+            data = np.stack([self._emb[i, ks, sl, :] for i in rows])
+        if layers is not None and list(layers) != ks:
+            data = data[:, [ks.index(int(k)) for k in layers]]
         return data
 
     def close(self) -> None:
@@ -229,3 +382,43 @@ class Store:
 def open_store(path: str | os.PathLike) -> Store:
     """Open a store for reading (see `Store`)."""
     return Store(path)
+
+
+def remove_store(out: str | os.PathLike) -> None:
+    """Delete a store completely: the file, its shards, parts and temporaries (--overwrite)."""
+    import shutil
+    out = Path(out)
+    if out.is_file() or out.is_symlink():
+        out.unlink()
+    for suffix in (".shards", ".parts"):
+        shutil.rmtree(out.with_name(out.name + suffix), ignore_errors=True)
+    for stale in out.parent.glob(f".{out.name}.tmp-*"):
+        stale.unlink(missing_ok=True)
+
+
+def describe_store(path: str | os.PathLike, seconds: float | None = None) -> str:
+    """A few lines describing a store: shape, dtype, size on disk, model, corpus, coverage."""
+    path = Path(path)
+    with open_store(path) as st:
+        L, K, S, H = st.shape
+        mask = st.mask
+        ntok = st.n_tokens
+        a = st.attrs
+        layers = st.layers
+        shards = st.shard_paths
+        size = st.disk_bytes / 2**20
+        docs = st.documents
+    where = (f"{size:.1f} MiB: index {os.path.getsize(path) / 2**20:.1f} MiB + {len(shards)} shards in "
+             f"{path.name}.shards/" if shards else f"{size:.1f} MiB")
+    row = K * H * np.dtype(str(a.get("dtype") or "float16")).itemsize
+    lines = [f"store {path}: {L} languages x {S} sentences x {K} hidden states x {H} dims, "
+             f"{a.get('dtype')}, {where}",
+             f"  model {a.get('model')} (pooling {a.get('pooling')}, {a.get('compute_dtype', '?')}), "
+             f"corpus {a.get('corpus_name')}" + (f", {len(set(docs))} documents" if docs else ""),
+             f"  {int(mask.sum())} sentences present ({100 * mask.mean():.1f}% of the grid), "
+             f"{int(ntok.sum())} tokens, {row} bytes per sentence"]
+    if layers != list(range(K)):
+        lines.insert(1, f"  hidden states kept: {layers}")
+    if seconds is not None:
+        lines[-1] += f", {seconds:.1f} s"
+    return "\n".join(lines)
