@@ -1,16 +1,22 @@
-"""Bootstrap over sentences for the similarity measure, without re-reading the store.
+"""Bootstrap over groups of sentences for the similarity measures, without re-reading the store.
 
-While streaming, `compute_similarity` hands each block of `bootstrap_block` consecutive selected
-sentences' Grams here (G_b[K, L, L] and mask Gram C_b[L, L]); only the upper triangles are kept,
-in float32. A replicate draws n_blocks blocks with replacement (multinomial weights w_rb) and is
+The resampling unit is a group of sentences: a document where the store (or the caller) knows
+them (FLORES article, Bible chapter, UDHR article), else a block of `bootstrap_block`
+consecutive selected sentences (`bootstrap_groups` decides and says which). While streaming,
+the kernel hands each group's sums here (for the mean cosine: its Grams G_b[K, L, L] and mask
+Gram C_b[L, L]; for MEXA and retrieval: its hit counts and shared sentences per pair); only the
+pairs that can differ are kept (the upper triangle for a symmetric measure, every off-diagonal
+pair for an asymmetric one such as retrieval), in float32. A replicate draws n_blocks groups with
+replacement (multinomial weights w_rb) and is
 
     sim_r(a, b) = sum_b w_rb G_b(a, b) / sum_b w_rb C_b(a, b)
 
-i.e. the same mean of per-sentence cosines over the resampled sentences (a ratio estimator,
-exact under missing sentences). Standard error = std of the replicates (ddof 1); the interval
-is the percentile interval at level `ci`. Resampling blocks rather than single sentences keeps
-memory at n_blocks * (K + 1) * L(L-1)/2 * 4 bytes and respects correlation between neighbouring
-sentences (verses of one chapter, lines of one document).
+i.e. the same mean over the resampled sentences (a ratio estimator, exact under missing
+sentences). Standard error = std of the replicates (ddof 1); the interval is the percentile
+interval at level `ci`. Resampling groups rather than single sentences keeps memory at
+n_blocks * (K + 1) * pairs * 4 bytes and respects correlation between neighbouring sentences:
+consecutive FLORES sentences come from one article, so the first N sentences are a few
+articles, not a sample, and only document resampling covers a new sample (benchmarks/bench_coverage.py).
 """
 from __future__ import annotations
 
@@ -24,12 +30,21 @@ MAX_BYTES = float(os.environ.get("BABELMAP_BOOTSTRAP_MAX_GB", "16")) * 2**30
 
 
 class BlockGrams:
-    """Per-block upper-triangle Grams and counts, filled while streaming, resampled at the end."""
+    """Per-group sums per pair (the upper triangle, or every off-diagonal pair when not
+    `symmetric`) and counts, filled while streaming, resampled at the end."""
 
-    def __init__(self, n_languages: int, n_layers: int, n_blocks: int):
+    def __init__(self, n_languages: int, n_layers: int, n_blocks: int, symmetric: bool = True):
         L = n_languages
-        self.L, self.K, self.n_blocks = L, n_layers, int(n_blocks)
-        self.iu = np.triu_indices(L, k=1)
+        self.L, self.K, self.n_blocks, self.symmetric = L, n_layers, int(n_blocks), bool(symmetric)
+        if symmetric:
+            self.iu = np.triu_indices(L, k=1)
+        else:
+            off = ~np.eye(L, dtype=bool)
+            self.iu = np.nonzero(off)
+        self.pair_of = np.full((L, L), -1, np.int64)
+        self.pair_of[self.iu] = np.arange(len(self.iu[0]))
+        if symmetric:
+            self.pair_of[self.iu[1], self.iu[0]] = np.arange(len(self.iu[0]))
         T = len(self.iu[0])
         need = self.n_blocks * (n_layers + 1) * T * 4
         if need > MAX_BYTES:
@@ -44,6 +59,15 @@ class BlockGrams:
         """Add (part of) block `block`'s Grams: G [K, L, L], C [L, L]."""
         self.G[block] += G[:, self.iu[0], self.iu[1]]
         self.C[block] += C[self.iu[0], self.iu[1]]
+
+    def add_pair(self, kpos: int, a: int, b: int, group_sums: np.ndarray,
+                 group_counts: np.ndarray | None = None) -> None:
+        """Add one pair's per-group sums [n_blocks] at layer position kpos (and, once per pair,
+        its per-group shared-sentence counts)."""
+        t = self.pair_of[a, b]
+        self.G[:, kpos, t] += group_sums
+        if group_counts is not None:
+            self.C[:, t] += group_counts
 
     def resample(self, B: int, seed: int = 0, ci: float = 0.95, progress: bool = False,
                  max_chunk_bytes: int = 256 << 20) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -74,7 +98,8 @@ class BlockGrams:
     def _square(self, tri: np.ndarray, diag: float) -> np.ndarray:
         out = np.full((self.K, self.L, self.L), np.nan, np.float32)
         out[:, self.iu[0], self.iu[1]] = tri
-        out[:, self.iu[1], self.iu[0]] = tri
+        if self.symmetric:
+            out[:, self.iu[1], self.iu[0]] = tri
         d = np.arange(self.L)
         out[:, d, d] = diag
         return out
@@ -98,3 +123,46 @@ def replicate_summary(rep: np.ndarray, q: tuple[float, float]) -> tuple[np.ndarr
         out.append(np.where(n >= 2, v, np.nan))
     sd = np.where(n >= 2, np.sqrt(var), np.nan)
     return sd, out[0], out[1]
+
+
+def bootstrap_groups(src, selected: np.ndarray, unit: str = "auto", documents=None,
+                     block: int = 16) -> tuple[np.ndarray, dict]:
+    """The resampling group (0..n-1) of each selected sentence, and the attrs that record it.
+
+    unit "document": one group per distinct label of `documents` (one label per store sentence;
+    default: the store's own `documents`); an empty label or None makes the sentence its own
+    group. "block": `block` consecutive selected sentences. "auto": documents where known, else
+    blocks. Groups need not be contiguous (a document split by the selection stays one group)."""
+    if unit not in ("auto", "document", "block"):
+        raise BabelmapError(f"bootstrap unit must be auto, document or block, got {unit!r}")
+    if documents is None and unit != "block":
+        documents = getattr(src, "documents", None)
+        if callable(documents):
+            documents = documents()
+    if unit == "document" and documents is None:
+        raise BabelmapError("a document bootstrap was asked for but the store records no documents "
+                            "(re-extract with a corpus that has them, pass documents=..., or use blocks)")
+    if unit == "block" or documents is None:
+        if block < 1:
+            raise BabelmapError(f"bootstrap block must be >= 1 sentence, got {block}")
+        groups = np.arange(len(selected)) // block
+        return groups, {"bootstrap_unit": "sentence block", "bootstrap_block": int(block),
+                        "bootstrap_groups": int(groups[-1] + 1) if len(groups) else 0,
+                        "bootstrap_blocks": int(groups[-1] + 1) if len(groups) else 0,
+                        "bootstrap_method": "block bootstrap over sentences, percentile interval"}
+    labels = np.asarray([("" if d is None else str(d)) for d in documents], dtype=object)
+    n_store = len(src.sentence_ids)
+    if len(labels) != n_store:
+        raise BabelmapError(f"documents has {len(labels)} labels, the store has {n_store} sentences")
+    sel = labels[selected]
+    empty = sel == ""
+    sel = sel.copy()
+    sel[empty] = [f"\0sentence-{i}" for i in np.flatnonzero(empty)]
+    _, first, inv = np.unique(sel.astype(str), return_index=True, return_inverse=True)
+    rank = np.empty(len(first), np.int64)
+    rank[np.argsort(first, kind="stable")] = np.arange(len(first))
+    groups = rank[inv]                              # numbered in order of first appearance
+    n = int(groups.max() + 1) if len(groups) else 0
+    return groups.astype(np.int64), {
+        "bootstrap_unit": "document", "bootstrap_groups": n, "bootstrap_blocks": n,
+        "bootstrap_method": "bootstrap over documents (cluster bootstrap), percentile interval"}

@@ -114,7 +114,7 @@ class NumpyGram:
         return x
 
     def _gram(self, X: np.ndarray) -> np.ndarray:
-        return X @ X.T
+        return syrk_upper(X)
 
     def add(self, block: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None):
         block = np.ascontiguousarray(block)
@@ -141,19 +141,37 @@ class NumpyGram:
         return out
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        return self.G, np.rint(self.C).astype(np.int64)
+        """(G [K, L, L] float64 from the accumulated upper triangles, C [L, L] int64)."""
+        return symmetrise_upper(self.G), np.rint(self.C).astype(np.int64)
+
+
+def syrk_upper(X: np.ndarray) -> np.ndarray:
+    """Upper triangle (diagonal included; strict lower = 0) of X X^T for X [L, n], through BLAS
+    syrk (`ssyrk`/`dsyrk` of SciPy): half the multiply-adds of a GEMM. X.T of a C-ordered X is
+    the Fortran-ordered [n, L] matrix BLAS wants, so nothing is copied."""
+    from scipy.linalg import blas
+    X = np.ascontiguousarray(X)
+    f = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
+    return f(1.0, X.T, trans=1)
+
+
+def symmetrise_upper(G: np.ndarray) -> np.ndarray:
+    """[..., L, L] from its upper triangles (the strict lower part is ignored and overwritten)."""
+    L = G.shape[-1]
+    il = np.tril_indices(L, -1)
+    out = np.array(G, copy=True)
+    out[..., il[0], il[1]] = out[..., il[1], il[0]]
+    return out
 
 
 class HybridGram(NumpyGram):
     """The CPU default: one fused Numba pass for the element-wise work (float16 decode, norms in
     float64, scaling, masking: measured ~2x faster than the NumPy sequence and ~4x faster than
-    torch's CPU element-wise kernels here) and torch/MKL for the Gram (measured ~3-5x faster
-    than NumPy's OpenBLAS here); zero-copy between the two, one reused layer buffer."""
+    torch's CPU element-wise kernels here) and BLAS syrk for the Gram (one triangle: the
+    benchmark's floor); zero-copy between the two, one reused layer buffer."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        import torch
-        self.torch = torch
         self._buf = None
 
     def _normalised(self, raw: np.ndarray, present: np.ndarray, kpos: int) -> np.ndarray:
@@ -163,10 +181,6 @@ class HybridGram(NumpyGram):
             self._buf = np.empty((L, s, H), self.dtype)
         mean = None if self.mean is None else self.mean[kpos]
         return normalise_layer(raw, self.layer_index[kpos], present > 0, self.dtype, mean, self._buf)
-
-    def _gram(self, X: np.ndarray) -> np.ndarray:
-        t = self.torch.from_numpy(np.ascontiguousarray(X))
-        return (t @ t.T).numpy()
 
 
 def layer_sums_np(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int]) -> np.ndarray:
@@ -230,10 +244,11 @@ def default_block_sentences(n_languages: int, n_layers: int, hidden: int, itemsi
 
 
 class _Reader:
-    """Reads blocks (languages x all stored layers x sentences x H) with one block of prefetch."""
+    """Reads blocks (languages x the asked hidden states x sentences x H) with one block of
+    prefetch; `layers` None reads every stored hidden state."""
 
-    def __init__(self, src, plan, languages):
-        self.src, self.plan, self.languages = src, plan, languages
+    def __init__(self, src, plan, languages, layers: Sequence[int] | None = None):
+        self.src, self.plan, self.languages, self.layers = src, plan, languages, layers
         self.mask_all = np.asarray(src.mask, bool)
         self.rows = None if languages is None else [src.index(l) for l in languages]
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelmap-prefetch")
@@ -242,7 +257,7 @@ class _Reader:
     def _read(self, i):
         start, stop, local = self.plan[i]
         t0 = time.perf_counter()
-        raw = self.src.block(slice(start, stop), None, self.languages)
+        raw = self.src.block(slice(start, stop), self.layers, self.languages)
         m = self.mask_all[:, start:stop] if self.rows is None else self.mask_all[self.rows, start:stop]
         if local is not None:
             raw, m = raw[:, :, local], m[:, local]
@@ -276,45 +291,60 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
                        sentences=None, device: str = "auto", precision: str = "float32", bootstrap: int = 0,
                        center: bool = False, block_sentences: int | None = None, progress: bool = True,
                        seed: int = 0, bootstrap_block: int = 16, ci: float = 0.95,
-                       backend: str | None = None) -> SimilarityResult:
+                       backend: str | None = None, bootstrap_unit: str = "auto",
+                       documents: Sequence | None = None, measure: str = "cosine-mean",
+                       pivot: str | None = None) -> SimilarityResult:
     """sim and count for all selected layers and language pairs, streamed from a store.
 
-    store: a path, an open `Store`, or an `ArraySource`. layers: hidden states (default all);
-    languages: ids (default all, in store order); sentences: slice, indices, ids or a boolean mask.
-    device: auto | cpu | cuda. precision: float32 (products in float32, sums in float64) or float64.
+    store: a path, an open `Store`, or an `ArraySource`. layers: hidden states (default all; only
+    these are read from disk); languages: ids (default all, in store order); sentences: slice,
+    indices, ids or a boolean mask. device: auto | cpu | cuda. precision: float32 (products in
+    float32, sums in float64) or float64.
     bootstrap: B > 0 adds stderr and a `ci` percentile interval per pair and layer by resampling
-    blocks of `bootstrap_block` sentences (block Grams kept while streaming; see kernels.bootstrap).
+    groups of sentences (kernels.bootstrap): `bootstrap_unit` "document" (one group per
+    document: `documents`, one label per store sentence, else the store's own `documents`),
+    "block" (`bootstrap_block` consecutive selected sentences) or "auto" (documents where known,
+    else blocks); the unit is recorded in the result's attrs.
     center: subtract each layer's mean embedding over the selected languages and present sentences
     (one extra pass) before normalising; off by default (not the reference measure).
-    backend (CPU only): "torch" (default: fused Numba element-wise pass + torch/MKL Gram, `HybridGram`),
-    "numpy" (NumPy/OpenBLAS throughout) or "torch-all" (the GPU code path, `TorchGram`, run on
-    the CPU); the GPU always uses TorchGram. See the module docstring for the memory bound.
+    backend (CPU only): "hybrid" (default: fused Numba element-wise pass + BLAS syrk, `HybridGram`;
+    "torch" is its former name), "numpy" (NumPy + BLAS syrk) or "torch-all" (the GPU code path,
+    `TorchGram`, run on the CPU); the GPU always uses TorchGram. See the module docstring for the
+    memory bound. measure: "cosine-mean" here; "mexa" and "retrieval@K" go to
+    `kernels.mexa.compute_alignment` (same result format; `pivot` restricts to pairs with one
+    language).
     """
+    if measure != "cosine-mean":
+        from babelmap.kernels.mexa import compute_alignment
+        if center:
+            raise BabelmapError(f"center is only available for cosine-mean, not {measure!r}")
+        return compute_alignment(store, measure=measure, layers=layers, languages=languages,
+                                 sentences=sentences, device=device, precision=precision, bootstrap=bootstrap,
+                                 progress=progress, seed=seed, bootstrap_block=bootstrap_block, ci=ci,
+                                 backend=None if backend in (None, "hybrid", "torch") else backend,
+                                 bootstrap_unit=bootstrap_unit, documents=documents, pivot=pivot)
+    if pivot is not None:
+        raise BabelmapError("--pivot is for mexa and retrieval@K; cosine-mean computes every pair at the cost of one")
     if precision not in ("float32", "float64"):
         raise BabelmapError(f"precision must be float32 or float64, got {precision!r}")
     from babelmap.kernels.torch_kernels import resolve_device
     dev = resolve_device(device)
-    backend = "torch-all" if dev != "cpu" else (backend or "torch")
-    if backend not in ("torch", "numpy", "torch-all"):
-        raise BabelmapError(f"backend must be torch, numpy or torch-all, got {backend!r}")
+    backend = "hybrid" if backend == "torch" else backend
+    backend = "torch-all" if dev != "cpu" else (backend or "hybrid")
+    if backend not in ("hybrid", "numpy", "torch-all"):
+        raise BabelmapError(f"backend must be hybrid, numpy or torch-all, got {backend!r}")
     src, owned = _open(store)
     try:
         L_all, K_all, S_all, H = src.shape
-        langs = list(src.languages) if languages is None else list(languages)
-        for l in langs:
-            src.index(l)
-        if len(set(langs)) != len(langs):
-            raise BabelmapError("duplicate languages asked for")
-        lang_arg = None if languages is None else langs
-        layer_list = list(range(K_all)) if layers is None else [int(k) for k in layers]
-        bad = [k for k in layer_list if not 0 <= k < K_all]
-        if bad:
-            raise BabelmapError(f"layers {bad} are not in the store (hidden states 0..{K_all - 1})")
+        langs, lang_arg = resolve_languages(src, languages)
+        layer_list = resolve_layers(src, layers)
         selected = select_sentences(src.sentence_ids, sentences)
         chunk = int(getattr(src, "chunk_sentences", 64) or 64)
-        bs = block_sentences or default_block_sentences(len(langs), K_all, H, np.dtype(src.dtype).itemsize, chunk)
+        bs = block_sentences or default_block_sentences(len(langs), len(layer_list), H,
+                                                        np.dtype(src.dtype).itemsize, chunk)
         plan = plan_blocks(selected, chunk, bs)
         L, K = len(langs), len(layer_list)
+        positions = list(range(K))              # the reader returns only the asked hidden states
 
         mean = None
         if center:
@@ -322,23 +352,25 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
 
         if backend == "torch-all":
             from babelmap.kernels.torch_kernels import TorchGram
-            acc = TorchGram(L, layer_list, precision, dev, mean)
-        elif backend == "torch":
-            acc = HybridGram(L, layer_list, precision, mean)
+            acc = TorchGram(L, positions, precision, dev, mean)
+        elif backend == "hybrid":
+            acc = HybridGram(L, positions, precision, mean)
         else:
-            acc = NumpyGram(L, layer_list, precision, mean)
+            acc = NumpyGram(L, positions, precision, mean)
 
-        boot = None
+        boot = groups_all = None
+        unit = {}
         if bootstrap:
-            from babelmap.kernels.bootstrap import BlockGrams
-            boot = BlockGrams(L, K, n_blocks=math.ceil(len(selected) / bootstrap_block))
+            from babelmap.kernels.bootstrap import BlockGrams, bootstrap_groups
+            groups_all, unit = bootstrap_groups(src, selected, bootstrap_unit, documents, bootstrap_block)
+            boot = BlockGrams(L, K, n_blocks=unit["bootstrap_groups"])
         t0 = time.perf_counter()
-        reader = _Reader(src, plan, lang_arg)
+        reader = _Reader(src, plan, lang_arg, layer_list)
         pos = 0
         with _progress(len(selected), "similarity", progress) as bar:
             for _, raw, m in reader:
                 s = m.shape[1]
-                groups = (np.arange(pos, pos + s) // bootstrap_block) if boot is not None else None
+                groups = groups_all[pos:pos + s] if boot is not None else None
                 parts = acc.add(raw, m, groups)
                 if boot is not None:
                     for g, Gg, Cg in parts:
@@ -356,13 +388,39 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
         stderr = ci_low = ci_high = None
         if boot is not None:
             stderr, ci_low, ci_high = boot.resample(bootstrap, seed=seed, ci=ci, progress=progress)
-            attrs.update(bootstrap_block=int(bootstrap_block), bootstrap_blocks=int(boot.n_blocks),
-                         bootstrap_seed=int(seed), ci_level=float(ci),
-                         bootstrap_method="block bootstrap over sentences, percentile interval")
+            attrs.update(unit, bootstrap_seed=int(seed), ci_level=float(ci))
         return SimilarityResult(langs, layer_list, sim, C.astype(np.int32), stderr, ci_low, ci_high, attrs)
     finally:
         if owned:
             src.close()
+
+
+def resolve_languages(src, languages: Sequence[str] | None) -> tuple[list[str], list[str] | None]:
+    """(the ids asked for, in order, checked against the store; the argument for `block`)."""
+    langs = list(src.languages) if languages is None else list(languages)
+    for l in langs:
+        src.index(l)
+    if len(set(langs)) != len(langs):
+        raise BabelmapError("duplicate languages asked for")
+    return langs, (None if languages is None else langs)
+
+
+def resolve_layers(src, layers: Sequence[int] | None) -> list[int]:
+    """The hidden states asked for (default: every one the store holds), checked."""
+    held = list(src.layers)
+    layer_list = held if layers is None else [int(k) for k in layers]
+    bad = [k for k in layer_list if k not in held]
+    if bad:
+        raise BabelmapError(f"layers {bad} are not in the store (it holds hidden states "
+                            f"{_ranges(held)})")
+    return layer_list
+
+
+def _ranges(xs: Sequence[int]) -> str:
+    xs = list(xs)
+    if xs and xs == list(range(xs[0], xs[-1] + 1)):
+        return f"{xs[0]}..{xs[-1]}"
+    return ", ".join(map(str, xs))
 
 
 def finish_sim(G: np.ndarray, C: np.ndarray) -> np.ndarray:
@@ -382,9 +440,10 @@ def _mean_pass(src, plan, lang_arg, layer_list, dev, backend, progress) -> np.nd
     n = 0
     with _progress(sum((p[1] - p[0]) if p[2] is None else len(p[2]) for p in plan), "mean (center)",
                    progress) as bar:
-        for _, raw, m in _Reader(src, plan, lang_arg):
-            total += layer_sums(raw, m, layer_list, dev) if backend == "torch-all" else \
-                layer_sums_np(raw, m, layer_list)
+        positions = list(range(len(layer_list)))
+        for _, raw, m in _Reader(src, plan, lang_arg, layer_list):
+            total += layer_sums(raw, m, positions, dev) if backend == "torch-all" else \
+                layer_sums_np(raw, m, positions)
             n += int(m.sum())
             bar.update(m.shape[1])
     if n == 0:

@@ -97,7 +97,7 @@ class TorchGram:
             for g, sel in spans:
                 xs = x if g is None else x[:, torch.from_numpy(sel).to(self.device)]
                 X = xs.reshape(L, -1)
-                Gk = X @ X.T
+                Gk = syrk_upper_torch(X)
                 self.G[kpos] += Gk.to(torch.float64)
                 if g is not None:
                     grams[g].append(Gk)
@@ -110,8 +110,32 @@ class TorchGram:
         return out
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(G [K, L, L] float64, C [L, L] int64) as NumPy arrays."""
-        return self.G.cpu().numpy(), np.rint(self.C.cpu().numpy()).astype(np.int64)
+        """(G [K, L, L] float64, C [L, L] int64) as NumPy arrays (G from its upper triangles)."""
+        from babelmap.kernels.similarity import symmetrise_upper
+        return symmetrise_upper(self.G.cpu().numpy()), np.rint(self.C.cpu().numpy()).astype(np.int64)
+
+
+def syrk_upper_torch(X, min_rows: int = 256):
+    """Upper triangle (diagonal blocks in full, strict lower part of off-diagonal blocks 0) of
+    X X^T for X [L, n]: torch has no syrk, so split the rows in halves recursively, one GEMM for
+    the off-diagonal block and recursion on the two diagonal ones (down to `min_rows`): about
+    1/2 + 1/2^(depth+1) of a full GEMM's work, still large GEMMs."""
+    import torch
+    L = X.shape[0]
+    out = torch.zeros((L, L), dtype=X.dtype, device=X.device)
+
+    def fill(r0: int, r1: int) -> None:
+        if r1 - r0 <= min_rows:
+            x = X[r0:r1]
+            out[r0:r1, r0:r1] = x @ x.T
+            return
+        h = (r0 + r1) // 2
+        out[r0:h, h:r1] = X[r0:h] @ X[h:r1].T
+        fill(r0, h)
+        fill(h, r1)
+
+    fill(0, L)
+    return out
 
 
 def layer_sums(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int], device: str = "cpu"

@@ -56,7 +56,7 @@ def check(r, sim, cnt, atol):
     np.testing.assert_allclose(r.sim, sim, atol=atol, rtol=0, equal_nan=True)
 
 
-@pytest.mark.parametrize("backend", ["numpy", "torch", "torch-all"])
+@pytest.mark.parametrize("backend", ["numpy", "hybrid", "torch-all"])
 @pytest.mark.parametrize("precision,atol", [("float32", 2e-6), ("float64", 1e-7)])
 def test_arrays_match_reference(backend, precision, atol):
     E, M = data()
@@ -118,7 +118,7 @@ def test_center_matches_reference():
     E, M = data(seed=3)
     E = (E + 2.0 * np.random.default_rng(9).normal(size=(1, 3, 1, 16))).astype(np.float16)  # common offset
     sim, cnt = reference(E, M, center=True)
-    for backend in ("numpy", "torch", "torch-all"):
+    for backend in ("numpy", "hybrid", "torch", "torch-all"):
         r = similarity_from_arrays(E, M, center=True, backend=backend, device="cpu")
         check(r, sim, cnt, 3e-6)
         assert r.attrs["center"] is True
@@ -158,9 +158,7 @@ def test_gpu_matches_cpu(precision, atol):
 
 def test_real_tiny_extraction(tmp_path, tiny_bert):
     """Streamed result over a real extraction equals the in-memory reference on its arrays."""
-    extract_mod = pytest.importorskip("babelmap.engine.extract")
-    if not hasattr(extract_mod, "extract"):
-        pytest.skip("babelmap.engine.extract.extract is not there yet")
+    import babelmap.engine.extract as extract_mod       # our own module: a broken import must fail
     from babelmap.engine.corpora.base import ParallelCorpus
     texts = {
         "deu_Latn": ["Der Hund schläft.", "Ich trinke Wasser.", None, "Das Haus ist groß.", "Guten Morgen!"],
@@ -206,3 +204,65 @@ def test_sentence_similarities_average_to_the_cell(tmp_path):
     np.testing.assert_allclose(cos[shared], ref, atol=1e-12)
     r = compute_similarity(path, device="cpu", progress=False)
     assert np.nanmean(cos) == pytest.approx(r.get("l1_Latn", "l5_Latn", 2), abs=2e-6)
+
+
+def test_syrk_triangles_match_the_full_product():
+    """One triangle through BLAS syrk (SciPy) and through torch's blocked halves equals X X^T."""
+    import torch
+
+    from babelmap.kernels.similarity import symmetrise_upper, syrk_upper
+    from babelmap.kernels.torch_kernels import syrk_upper_torch
+    rng = np.random.default_rng(4)
+    for L in (1, 5, 300):
+        X = rng.normal(size=(L, 70))
+        full = X @ X.T
+        for dtype, atol in ((np.float64, 1e-12), (np.float32, 1e-4)):
+            up = syrk_upper(X.astype(dtype))
+            assert np.all(np.tril(up, -1) == 0)
+            np.testing.assert_allclose(symmetrise_upper(up), full, atol=atol)
+        t = syrk_upper_torch(torch.from_numpy(X), min_rows=64).numpy()
+        iu = np.triu_indices(L)
+        np.testing.assert_allclose(t[iu], full[iu], atol=1e-12)
+        np.testing.assert_allclose(symmetrise_upper(t), full, atol=1e-12)
+
+
+def test_only_the_asked_layers_are_read(tmp_path, monkeypatch):
+    """Asking for one hidden state reads only that one from disk (HDF5 selection), same values."""
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    seen = []
+    real = store_mod.Store.block
+
+    def spy(self, sentences=None, layers=None, languages=None):
+        out = real(self, sentences, layers, languages)
+        seen.append((None if layers is None else list(layers), out.shape[1]))
+        return out
+
+    monkeypatch.setattr(store_mod.Store, "block", spy)
+    r = compute_similarity(path, layers=[1], device="cpu", progress=False)
+    sim, cnt = reference(E[:, [1]], M)
+    check(r, sim, cnt, 2e-6)
+    assert seen and all(layers == [1] and k == 1 for layers, k in seen)
+    with open_store(path) as st:                 # the store reads the layers asked, in that order
+        np.testing.assert_array_equal(real(st, slice(0, 5), [2, 0]), E[:, [2, 0], :5] * M[:, None, :5, None])
+
+
+def test_document_bootstrap_groups_whole_documents():
+    """With documents, the bootstrap resamples documents (recorded); without, sentence blocks."""
+    from babelmap.kernels.bootstrap import bootstrap_groups
+    from babelmap.kernels.similarity import ArraySource
+    E, M = data()
+    docs = [f"d{i // 7}" for i in range(90)]       # 13 documents of 7 sentences (the last one 6)
+    r = similarity_from_arrays(E, M, bootstrap=50, documents=docs, seed=2)
+    assert r.attrs["bootstrap_unit"] == "document" and r.attrs["bootstrap_groups"] == 13
+    b = similarity_from_arrays(E, M, bootstrap=50, bootstrap_block=7, seed=2)
+    assert b.attrs["bootstrap_unit"] == "sentence block" and b.attrs["bootstrap_groups"] == 13
+    # documents of 7 consecutive sentences = blocks of 7: the same groups, the same intervals
+    np.testing.assert_allclose(r.stderr, b.stderr, atol=1e-6, equal_nan=True)
+    src = ArraySource(E, M)
+    g, _ = bootstrap_groups(src, np.arange(0, 90, 2), "document", ["x", "y", "", None, "x"] * 18, 16)
+    assert len(set(g[np.arange(0, 45, 5)])) == 1   # every 'x' is one group (not contiguous)
+    assert g[0] == 0 and g[1] == 1                # numbered in order of first appearance
+    assert g[1] != g[6]                           # two empty labels (sentences 2, 12): each its own group
+    with pytest.raises(BabelmapError):
+        bootstrap_groups(src, np.arange(90), "document", None, 16)
