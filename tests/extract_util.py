@@ -88,9 +88,17 @@ def extract_args(corpus: Path, model: Path, out: Path, *extra: str) -> list[str]
 
 
 def read_store(path: Path) -> tuple[dict, dict]:
-    """(arrays, attributes) of a store file, read raw with h5py."""
+    """(arrays, attributes) of a store file, read raw with h5py: every dataset (the
+    by-reference /embeddings read through its virtual mapping), by its path."""
+    arrays = {}
     with h5py.File(path, "r") as f:
-        arrays = {k: f[k][()] for k in f}
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                value = obj[()]
+                if name == "blocks/shard":  # `<store name>.shards/<part>`: the part names must agree
+                    value = np.array([v.split(b"/", 1)[-1] for v in value], dtype=object)
+                arrays[name] = value
+        f.visititems(visit)
         attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
     return arrays, attrs
 

@@ -104,7 +104,42 @@ def duplicate_language(f):
     f["languages"][2] = "eng_Latn"
 
 
+def bit_flip(f):
+    f["embeddings"][1, 2, present(f), 3] = -3142.0
+
+
+def rows_swapped(f):
+    a, b = np.flatnonzero(f["mask"][1])[:2]
+    ra, rb = f["embeddings"][1, :, a], f["embeddings"][1, :, b]
+    f["embeddings"][1, :, a], f["embeddings"][1, :, b] = rb, ra
+
+
+def language_overwritten(f):
+    both = f["mask"][0] & f["mask"][1]
+    e = f["embeddings"][1]
+    e[:, both] = f["embeddings"][0][:, both]
+    f["embeddings"][1] = e
+
+
+def tokens_plus_50(f):
+    f["n_tokens"][1, present(f)] += 50
+
+
+def pooling_changed(f):
+    f.attrs["pooling"] = "cls"
+
+
+def fingerprint_changed(f):
+    f.attrs["model_fingerprint"] = "cd" * 32
+
+
 DEFECTS = [
+    (bit_flip, r"language eng_Latn: sentences 's0'..'s11': content differs from the checksum recorded at extraction"),
+    (rows_swapped, r"language eng_Latn: .*content differs from the checksum"),
+    (language_overwritten, r"language eng_Latn: .*content differs from the checksum"),
+    (tokens_plus_50, r"language eng_Latn: .*content differs from the checksum"),
+    (pooling_changed, r"attribute pooling is 'cls' but the extraction recorded 'mean'"),
+    (fingerprint_changed, r"attribute model_fingerprint is 'cdcd.*' but the extraction recorded 'abab"),
     (nan, r"language eng_Latn: NaN in 1 sentences \('s\d+'\)"),
     (inf, r"language eng_Latn: Inf in 1 sentences"),
     (zero_row_where_present, r"language eng_Latn: 1 present sentences have an all-zero embedding \(hidden states \[3\]"),

@@ -16,24 +16,35 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--layer", type=int, default=None, help="layer for --nearest (default: the result's default)")
 
 
-def _is_store(path: str) -> bool:
+def _format(path: str) -> str | None:
+    """The babelmap format of an HDF5 file (None when not a readable HDF5 file). A result
+    written before results had their own format says `babelmap.store` but holds /sim."""
     import h5py
     from pathlib import Path
     p = Path(path)
     if not p.is_file():
-        return False
+        return None
     try:
         with h5py.File(p, "r") as f:
-            return f.attrs.get("format") == "babelmap.store"
+            fmt = f.attrs.get("format")
+            fmt = fmt.decode() if isinstance(fmt, bytes) else fmt
+            if fmt == "babelmap.store" and "sim" in f and "embeddings" not in f:
+                return "babelmap.similarity"
+            return None if fmt is None else str(fmt)
     except OSError:
-        return False
+        return None
 
 
 def run(args: argparse.Namespace) -> int:
-    if _is_store(args.path):
-        from babelmap.commands.extract import summary
-        print(summary(args.path))
+    fmt = _format(args.path)
+    if fmt == "babelmap.store":
+        from babelmap.engine.store import describe_store
+        print(describe_store(args.path))
         return 0
+    if fmt in ("babelmap.words", "babelmap.part"):
+        from babelmap.engine.store import OTHER_FORMATS
+        from babelmap.engine.errors import StoreError
+        raise StoreError(f"{args.path} is {OTHER_FORMATS[fmt]}")
     import babelmap
     r = babelmap.load(args.path)
     a = r.attrs
