@@ -167,8 +167,8 @@ class SimilarityResult:
         """Why `default_layer` is the default, in words."""
         if _int_or_none(self.attrs.get("best_layer")) in self._layer_pos:
             m = str(self.attrs.get("best_layer_measure") or "against a linguistic measure")
-            return f"best layer: {m} (recorded by the run)"
-        return "last layer (no best layer recorded)"
+            return f"recorded best layer: {m}"
+        return "the last layer; no best layer recorded"
 
     def layer_index(self, layer: int | None = None) -> int:
         """Position in `layers` of hidden state `layer`; None = `default_layer` (logged),

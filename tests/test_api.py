@@ -66,7 +66,7 @@ def test_unknown_names_and_shipped(tmp_path, monkeypatch):
     _result({"best_layer": 0}).save(tmp_path / "data" / "default_flores200.h5")
     r3 = babelmap.load("default/flores200")
     assert r3.default_layer == 0 and r3.path.name == "default_flores200.h5"
-    assert isinstance(r3, SimilarityResult) and "default layer 0 (best layer" in repr(r3)
+    assert isinstance(r3, SimilarityResult) and "default layer 0 (recorded best layer" in repr(r3)
     with pytest.raises(BabelmapError, match="no similarity result"):
         babelmap.load(tmp_path / "nope.h5")
 

@@ -141,7 +141,7 @@ def test_names_default_layer_and_repr(caplog):
         v, layer = r.get("English", "French", with_layer=True)
     assert layer == 6 and v == pytest.approx(float(r.sim[1, 1, 2])) and "using layer 6" in caplog.text
     assert r.matrix().name == "mplm-sim@6"
-    assert "default layer 6 (best layer: against genetic" in repr(r)
+    assert "default layer 6 (recorded best layer: against genetic)" in repr(r)
     r.attrs["best_layer"] = 7          # not one of the layers: falls back to the last
     assert r.default_layer == 12
 
