@@ -420,29 +420,7 @@ def by_layer_table(corrs: dict[str, Correlation] | Sequence[Correlation], method
 
 
 def result_from_tsvs(folder, pattern: str = "sents_layer*.tsv"):
-    """Build a SimilarityResult from one square TSV per layer (the reference release layout
-    `sents_layer<N>.tsv`); layer numbers are parsed from the file names. Falls back to a
-    `LayeredSim` when babelmap.kernels.result is not available."""
-    import re
-    from pathlib import Path
-    folder = Path(folder)
-    files = sorted(folder.glob(pattern), key=lambda p: int(re.findall(r"(\d+)", p.stem)[-1]))
-    if not files:
-        raise FileNotFoundError(f"no files matching {pattern} in {folder}")
-    mats = [LanguageMatrix.from_tsv(p) for p in files]
-    langs = mats[0].languages
-    for p, m in zip(files, mats):
-        if sorted(m.languages) != sorted(langs):
-            raise ValueError(f"{p}: languages differ from {files[0].name}")
-    sim = np.stack([m.subset(langs).values for m in mats])
-    for k in range(sim.shape[0]):
-        np.fill_diagonal(sim[k], 1.0)
-    layers = [int(re.findall(r"(\d+)", p.stem)[-1]) for p in files]
-    try:
-        from babelmap.kernels.result import SimilarityResult
-    except ImportError:
-        return LayeredSim(langs, layers, sim, name=folder.name)
-    count = np.ones((len(langs), len(langs)), dtype=np.int32)
-    return SimilarityResult(langs, layers, sim.astype(np.float32), count,
-                            attrs={"model": folder.name, "source": str(folder),
-                                   "measure": "cosine-mean"})
+    """One square TSV per layer -> a SimilarityResult; kept for old callers, the owner is
+    `SimilarityResult.from_tsv` (beside `export_tsv`)."""
+    from babelmap.kernels.result import SimilarityResult
+    return SimilarityResult.from_tsv(folder, pattern)
