@@ -380,7 +380,10 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
         G, C = acc.result()
         wall = time.perf_counter() - t0
         sim = finish_sim(G, C)
+        nan_inputs = find_nan_inputs(src, langs, layer_list, selected, sim, C)
         attrs = dict(src.attrs)
+        if nan_inputs:
+            attrs["nan_inputs"] = nan_inputs
         attrs.update(measure="cosine-mean", precision=precision, center=bool(center), device=dev,
                      backend=backend, n_sentences=int(len(selected)), store=str(getattr(src, "path", "") or ""),
                      nan_policy="sim is NaN where count is 0", bootstrap=int(bootstrap),
@@ -421,6 +424,30 @@ def _ranges(xs: Sequence[int]) -> str:
     if xs and xs == list(range(xs[0], xs[-1] + 1)):
         return f"{xs[0]}..{xs[-1]}"
     return ", ".join(map(str, xs))
+
+
+def find_nan_inputs(src, langs: Sequence[str], layer_list: Sequence[int], selected: np.ndarray,
+                    sim: np.ndarray, C: np.ndarray) -> list[dict]:
+    """Where a NaN in the store made similarities NaN: [{language, layer, sentences}] (each
+    reported once on the `babelmap` logger as a warning). A NaN anywhere in a language's row
+    spreads to every pair of that language at that layer; only then are the languages involved
+    re-read (one layer each), so a clean store costs nothing."""
+    import logging
+    bad = np.isnan(sim) & (C > 0)[None]
+    if not bad.any():
+        return []
+    out = []
+    for kpos, layer in enumerate(layer_list):
+        for i in np.flatnonzero(bad[kpos].any(axis=1)):
+            x = np.asarray(src.block(None, [layer], [langs[i]])[0, 0])[selected]
+            n = int(np.isnan(x).any(axis=1).sum())
+            if n:
+                out.append({"language": langs[i], "layer": int(layer), "sentences": n})
+    log = logging.getLogger("babelmap")
+    for d in out:
+        log.warning("the store holds NaN in %s at layer %d (%d sentences): its similarities at that "
+                    "layer are NaN", d["language"], d["layer"], d["sentences"])
+    return out
 
 
 def finish_sim(G: np.ndarray, C: np.ndarray) -> np.ndarray:

@@ -266,3 +266,69 @@ def test_document_bootstrap_groups_whole_documents():
     assert g[1] != g[6]                           # two empty labels (sentences 2, 12): each its own group
     with pytest.raises(BabelmapError):
         bootstrap_groups(src, np.arange(90), "document", None, 16)
+
+
+def test_command_messages_are_one_line(tmp_path, capsys):
+    """Bad inputs to `babelmap similarity`: one line naming the problem, exit 1, no traceback."""
+    import h5py
+
+    from babelmap.cli import main
+    E, M = data()
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    # --out is a folder: refused before any work
+    (tmp_path / "outdir").mkdir()
+    assert main(["similarity", str(path), "--out", str(tmp_path / "outdir"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "is a folder" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+    # a store without /embeddings
+    broken = write_store(tmp_path / "b.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
+    with h5py.File(broken, "a") as f:
+        del f["embeddings"]
+    assert main(["similarity", str(broken), "--out", str(tmp_path / "x.h5"), "--no-progress"]) == 1
+    err = capsys.readouterr().err
+    assert "embeddings" in err and "Traceback" not in err and len(err.strip().splitlines()) == 1
+
+
+def test_nan_in_the_store_warns_with_language_and_layer(tmp_path, capsys):
+    from babelmap.cli import main
+    E, M = data()
+    E = E.astype(np.float32)
+    E[2, 1, 40, 3] = np.nan                       # language l2_Latn, hidden state 1, one sentence
+    M[2, 40] = True
+    path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M, dtype="float32")
+    for measure in ("cosine-mean", "mexa"):
+        assert main(["similarity", str(path), "--out", str(tmp_path / f"{measure}.h5"), "--measure", measure,
+                     "--no-progress"]) == 0
+        err = capsys.readouterr().err
+        assert "NaN in l2_Latn at layer 1 (1 sentences)" in err
+        r = SimilarityResult.load(tmp_path / f"{measure}.h5")
+        assert np.isnan(r.sim[1, 2, [0, 1, 3]]).all() and np.isfinite(r.sim[0, 2, [0, 1, 3]]).all()
+
+
+def test_tsv_export_is_atomic(tmp_path, monkeypatch):
+    """A failure midway leaves the previous TSV folder as it was and no temporary behind."""
+    from babelmap.commands.similarity import export_tsv_atomic
+    E, M = data()
+    r = similarity_from_arrays(E, M, LANGS, device="cpu")
+    folder = tmp_path / "tsv"
+    files = export_tsv_atomic(r, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["sents_layer0.tsv", "sents_layer1.tsv", "sents_layer2.tsv"]
+    before = {p.name: p.read_bytes() for p in files}
+    real = type(r.matrix(0)).to_tsv
+    calls = []
+
+    def failing(self, path, **kw):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        return real(self, path, **kw)
+
+    monkeypatch.setattr(type(r.matrix(0)), "to_tsv", failing)
+    r2 = similarity_from_arrays(E[:, :2], M, LANGS, device="cpu")
+    with pytest.raises(OSError):
+        export_tsv_atomic(r2, folder)
+    assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+    monkeypatch.setattr(type(r.matrix(0)), "to_tsv", real)
+    export_tsv_atomic(r2, folder)
+    assert sorted(p.name for p in folder.iterdir()) == ["sents_layer0.tsv", "sents_layer1.tsv"]

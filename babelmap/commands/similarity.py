@@ -8,9 +8,12 @@ import time
 from pathlib import Path
 
 NAME = "similarity"
-HELP = "language-by-language similarity at every layer from a store (mean cosine over shared sentences)"
+HELP = ("language-by-language similarity at every layer from a store (mean cosine over shared sentences, "
+        "MEXA alignment or retrieval accuracy)")
 EXAMPLE = """babelmap similarity flores.h5 --out sims.h5
 babelmap similarity flores.h5 --out sims.h5 --layers 0,6,12 --bootstrap 200 --tsv sims_tsv/
+babelmap similarity flores.h5 --out mexa.h5 --measure mexa --bootstrap 200
+babelmap similarity flores.h5 --out r1.h5 --measure retrieval@1 --pivot eng_Latn
 babelmap similarity flores.h5 --out sims.h5 --langs 'eng_*' 'deu_*' 'fra_*' --device cuda --precision float64"""
 
 
@@ -29,6 +32,12 @@ def _int_list(text: str) -> list[int]:
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("store", type=Path, help="the store (HDF5) written by `babelmap extract`")
     p.add_argument("--out", type=Path, required=True, help="where to write the result (HDF5)")
+    p.add_argument("--measure", default="cosine-mean", metavar="NAME",
+                   help="cosine-mean (default: mean cosine over shared sentences, mPLM-Sim), mexa (fraction "
+                        "of sentences whose translation is the strict nearest both ways) or retrieval@K "
+                        "(top-K retrieval accuracy, row language -> column language)")
+    p.add_argument("--pivot", metavar="ID", help="mexa/retrieval: only the pairs with this language (L-1 "
+                                                   "pairs instead of L(L-1)/2), e.g. eng_Latn")
     p.add_argument("--layers", type=_int_list, help="hidden states, e.g. 0,6,12 or 4-8 (default: all)")
     p.add_argument("--langs", nargs="+", metavar="ID_OR_GLOB", help="languages (ids or globs; default: all)")
     p.add_argument("--max-sentences", type=int, help="use only the first N sentences of the store")
@@ -37,7 +46,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="products in this precision; sums are always float64 (default float32)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B",
                    help="B bootstrap replicates over sentence blocks: adds stderr and a 95%% interval")
-    p.add_argument("--bootstrap-block", type=int, default=16, help="sentences per bootstrap block (16)")
+    p.add_argument("--bootstrap-block", type=int, default=16,
+                   help="sentences per bootstrap block when blocks are resampled (16)")
+    p.add_argument("--bootstrap-unit", default="auto", choices=["auto", "document", "block"],
+                   help="what the bootstrap resamples: documents where the store records them (auto, the "
+                        "default), else blocks of consecutive sentences")
     p.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     p.add_argument("--center", action="store_true",
                    help="subtract each layer's mean embedding first (extension; not the reference measure)")
@@ -61,6 +74,38 @@ def _languages(patterns, available):
     return out
 
 
+def _check_outputs(args: argparse.Namespace) -> None:
+    """Refuse output paths that cannot be written before any work is done."""
+    from babelmap.engine.errors import BabelmapError
+    if args.out.is_dir():
+        raise BabelmapError(f"--out {args.out} is a folder; give the path of the result file to write, "
+                            f"e.g. {args.out / 'similarity.h5'}")
+    if args.tsv is not None and args.tsv.exists() and not args.tsv.is_dir():
+        raise BabelmapError(f"--tsv {args.tsv} is a file; give a folder for the per-layer TSV files")
+
+
+def export_tsv_atomic(result, folder: Path) -> list[Path]:
+    """`result.export_tsv` into a temporary sibling folder, then renamed into place (an existing
+    folder is moved aside first and removed after), so `folder` is never half written."""
+    import os
+    import shutil
+    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        files = result.export_tsv(tmp)
+        if folder.exists():
+            os.replace(folder, old)
+        os.replace(tmp, folder)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not folder.exists():
+            os.replace(old, folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return [folder / p.name for p in files]
+
+
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
@@ -68,16 +113,21 @@ def run(args: argparse.Namespace) -> int:
     from babelmap.kernels.similarity import compute_similarity
 
     t0 = time.perf_counter()
+    _check_outputs(args)
+    if args.measure != "cosine-mean":
+        from babelmap.kernels.mexa import parse_measure
+        parse_measure(args.measure)
     with open_store(args.store) as st:
         langs = _languages(args.langs, st.languages)
         sents = None if args.max_sentences is None else slice(0, args.max_sentences)
         result = compute_similarity(st, layers=args.layers, languages=langs, sentences=sents, device=args.device,
                                     precision=args.precision, bootstrap=args.bootstrap, center=args.center,
                                     progress=not args.no_progress and sys.stderr.isatty(), seed=args.seed,
-                                    bootstrap_block=args.bootstrap_block)
+                                    bootstrap_block=args.bootstrap_block, bootstrap_unit=args.bootstrap_unit,
+                                    measure=args.measure, pivot=args.pivot)
     result.attrs["command"] = " ".join(["babelmap"] + sys.argv[1:])
     out = result.save(args.out)
-    tsv = result.export_tsv(args.tsv) if args.tsv else []
+    tsv = export_tsv_atomic(result, args.tsv) if args.tsv else []
     wall = time.perf_counter() - t0
 
     L = len(result.languages)
@@ -85,21 +135,31 @@ def run(args: argparse.Namespace) -> int:
     off = ~np.eye(L, dtype=bool)
     vals = result.sim[-1][off]
     no_pair = int(((result.count == 0) & off).sum() // 2)
-    print(f"{out}: {L} languages x {len(result.layers)} layers ({result.layers[0]}..{last}), "
+    measure = result.attrs.get("measure", "cosine-mean")
+    boot = ""
+    if args.bootstrap:
+        boot = f", bootstrap B={args.bootstrap} over {result.attrs.get('bootstrap_groups')} " + \
+            ("documents" if result.attrs.get("bootstrap_unit") == "document" else "sentence blocks")
+    print(f"{out}: {measure}, {L} languages x {len(result.layers)} layers ({result.layers[0]}..{last}), "
           f"{result.attrs['n_sentences']} sentences, device {result.attrs['device']}, {args.precision}"
-          f"{', centered' if args.center else ''}{f', bootstrap B={args.bootstrap}' if args.bootstrap else ''}")
-    print(f"  time {wall:.1f} s (read {result.attrs['read_seconds']:.1f} s); "
+          f"{', centered' if args.center else ''}{f', pivot {args.pivot}' if args.pivot else ''}{boot}")
+    print(f"  time {wall:.1f} s" + (f" (read {result.attrs['read_seconds']:.1f} s)" if "read_seconds" in result.attrs
+                                   else "") + "; "
           f"shared sentences per pair: min {int(result.count[off].min()) if L > 1 else 0}, "
-          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence: {no_pair}")
+          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence"
+          f"{' (or without the pivot)' if args.pivot else ''}: {no_pair}")
+    for d in result.attrs.get("nan_inputs", []) or []:
+        print(f"warning: the store holds NaN in {d['language']} at layer {d['layer']} ({d['sentences']} "
+              f"sentences): its values at that layer are NaN", file=sys.stderr)
     if L > 1 and np.isfinite(vals).any():
-        print(f"  layer {last}: off-diagonal sim {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
+        print(f"  layer {last}: off-diagonal {measure} {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
               f"(mean {np.nanmean(vals):.4f})")
         iu = np.triu_indices(L, 1)
         s = result.sim[-1][iu]
         order = np.argsort(-np.where(np.isnan(s), -np.inf, s))[:5]
         pairs = ", ".join(f"{result.languages[iu[0][o]]}-{result.languages[iu[1][o]]} {s[o]:.4f}" for o in order
                           if np.isfinite(s[o]))
-        print(f"  most similar at layer {last}: {pairs}")
+        print(f"  highest at layer {last}: {pairs}")
     if tsv:
         print(f"  {len(tsv)} TSV files in {args.tsv}")
     return 0
