@@ -11,7 +11,10 @@ assumes Euclidean distances).
 """
 from __future__ import annotations
 
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Mapping, Sequence
 
 import numpy as np
@@ -92,6 +95,39 @@ class Clustering:
         return {"k": int(len(set(self.labels))), "languages": len(keep), "unlabelled": unlabelled,
                 "families": len(set(true)), "purity": purity(pred, true) if keep else float("nan"),
                 "ari": adjusted_rand_index(pred, true) if keep else float("nan")}
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write the whole clustering (linkage, distances, labels, info) to HDF5 `path` through a
+        temporary name; `Clustering.load` gives it back unchanged."""
+        import h5py
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+        try:
+            with h5py.File(tmp, "w") as f:
+                f.create_dataset("languages", data=np.array(self.languages, dtype=object),
+                                 dtype=h5py.string_dtype("utf-8"))
+                f.create_dataset("Z", data=np.asarray(self.Z, dtype=np.float64))
+                f.create_dataset("distance", data=np.asarray(self.distance, dtype=np.float64))
+                if self.labels is not None:
+                    f.create_dataset("labels", data=np.asarray(self.labels, dtype=np.int64))
+                f.attrs.update({"format": "babelmap.clustering", "method": self.method, "name": self.name,
+                                "filled": int(self.filled), "info": json.dumps(self.info, default=str)})
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Clustering":
+        """Read a clustering written by `save`."""
+        import h5py
+        with h5py.File(path, "r") as f:
+            langs = [x.decode() if isinstance(x, bytes) else str(x) for x in f["languages"][()]]
+            a = f.attrs
+            return cls(langs, f["Z"][()], str(a["method"]), f["distance"][()], int(a["filled"]),
+                       f["labels"][()] if "labels" in f else None, str(a["name"]), json.loads(a["info"]))
 
     def to_pandas(self):
         import pandas as pd

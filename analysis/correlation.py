@@ -22,8 +22,11 @@ Intervals are percentile intervals at `level` (default 0.95) for the per-layer m
 """
 from __future__ import annotations
 
+import json
 import logging
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, Sequence
 
 import numpy as np
@@ -42,9 +45,9 @@ REASON_NAN_MODEL = "no model similarity (NaN row: no shared sentences)"
 
 # -- inputs ------------------------------------------------------------------------------------
 @dataclass
-class LayeredSim:
-    """The minimal view of a `SimilarityResult` the protocol needs: languages, layer numbers,
-    sim [K, L, L] and optionally stderr [K, L, L]."""
+class _Layered:
+    """The float64 arrays the protocol works on, taken from a SimilarityResult, a
+    LanguageMatrix or a list of them (internal: results are passed as SimilarityResult)."""
 
     languages: list[str]
     layers: list[int]
@@ -53,27 +56,25 @@ class LayeredSim:
     name: str = "model"
 
 
-def as_layered(result: Any) -> LayeredSim:
-    """Accept a SimilarityResult (duck-typed: `.languages`, `.layers`, `.sim`), a single
-    LanguageMatrix (one 'layer' numbered 0) or a list of LanguageMatrix (layers 0..K-1)."""
-    if isinstance(result, LayeredSim):
-        return result
+def as_layered(result: Any) -> _Layered:
+    """Accept a SimilarityResult (`.languages`, `.layers`, `.sim`, optional `.stderr`), a
+    single LanguageMatrix (one 'layer' numbered 0) or a list of LanguageMatrix (layers 0..K-1)."""
     if isinstance(result, LanguageMatrix):
-        return LayeredSim(list(result.languages), [0], result.values[None].astype(np.float64),
-                          name=result.name or "model")
+        return _Layered(list(result.languages), [0], result.values[None].astype(np.float64),
+                        name=result.name or "model")
     if isinstance(result, (list, tuple)) and result and isinstance(result[0], LanguageMatrix):
         langs = list(result[0].languages)
         mats = [m.subset(langs).values for m in result]
-        return LayeredSim(langs, list(range(len(result))), np.stack(mats).astype(np.float64),
-                          name=result[0].name or "model")
+        return _Layered(langs, list(range(len(result))), np.stack(mats).astype(np.float64),
+                        name=result[0].name or "model")
     if hasattr(result, "sim") and hasattr(result, "languages"):
         sim = np.asarray(result.sim, dtype=np.float64)
         layers = [int(x) for x in getattr(result, "layers", range(sim.shape[0]))]
         stderr = getattr(result, "stderr", None)
         attrs = getattr(result, "attrs", {}) or {}
-        return LayeredSim(list(result.languages), layers, sim,
-                          None if stderr is None else np.asarray(stderr, dtype=np.float64),
-                          name=str(attrs.get("model", "model")))
+        return _Layered(list(result.languages), layers, sim,
+                        None if stderr is None else np.asarray(stderr, dtype=np.float64),
+                        name=str(attrs.get("model", "model")))
     raise TypeError(f"cannot correlate a {type(result).__name__}: expected a SimilarityResult, "
                     "a LanguageMatrix or a list of LanguageMatrix")
 
@@ -215,6 +216,54 @@ class Correlation:
         return {"by_layer": by_layer, "by_language": by_language, "language_max": language_max,
                 "dropped": dropped}
 
+    # files ---------------------------------------------------------------------------------
+    def save(self, path: str | os.PathLike, group: str = "/") -> Path:
+        """Write this correlation into HDF5 `path` (under `group`; other groups are kept), so a
+        later stage or a user's script reads back exactly this object with `Correlation.load`."""
+        import h5py
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with h5py.File(path, "a") as f:
+            if group != "/" and group in f:
+                del f[group]
+            g = f.require_group(group)
+            for k in list(g.keys()):
+                del g[k]
+            text = h5py.string_dtype("utf-8")
+            g.create_dataset("languages", data=np.array(self.languages, dtype=object), dtype=text)
+            g.create_dataset("layers", data=np.asarray(self.layers, dtype=np.int64))
+            g.create_dataset("pearson", data=self.pearson)
+            g.create_dataset("spearman", data=self.spearman)
+            g.create_dataset("partners", data=np.asarray(self.partners, dtype=np.int64))
+            for k, v in self.ci.items():
+                g.create_dataset(f"ci/{k}", data=np.asarray(v))
+            d = g.create_group("dropped")
+            d.create_dataset("language", data=np.array([x.language for x in self.dropped], dtype=object), dtype=text)
+            d.create_dataset("reason", data=np.array([x.reason for x in self.dropped], dtype=object), dtype=text)
+            d.create_dataset("layer", data=np.array([-1 if x.layer is None else x.layer for x in self.dropped],
+                                                    dtype=np.int64))
+            d.create_dataset("partners", data=np.array([x.partners for x in self.dropped], dtype=np.int64))
+            g.attrs.update({"format": "babelmap.correlation", "measure": self.measure, "model": self.model,
+                            "min_partners": int(self.min_partners), "uncertainty": self.uncertainty or "",
+                            "ci_order": json.dumps(list(self.ci))})
+        return path
+
+    @classmethod
+    def load(cls, path: str | os.PathLike, group: str = "/") -> "Correlation":
+        """Read a correlation written by `save`."""
+        import h5py
+        dec = lambda a: [x.decode() if isinstance(x, bytes) else str(x) for x in a]  # noqa: E731
+        with h5py.File(path, "r") as f:
+            g = f[group]
+            d = g["dropped"]
+            dropped = [Dropped(lang, reason, None if layer < 0 else int(layer), int(n)) for lang, reason, layer, n
+                       in zip(dec(d["language"][()]), dec(d["reason"][()]), d["layer"][()], d["partners"][()])]
+            a = g.attrs
+            ci = {k: g["ci"][k][()] for k in json.loads(a.get("ci_order", "[]"))}
+            return cls(str(a["measure"]), str(a["model"]), [int(x) for x in g["layers"][()]],
+                       dec(g["languages"][()]), g["pearson"][()], g["spearman"][()], g["partners"][()],
+                       dropped, int(a["min_partners"]), ci, str(a["uncertainty"]) or None)
+
     def __repr__(self) -> str:
         try:
             b = self.best_layer()
@@ -347,7 +396,7 @@ def correlate(result: Any, measure: LanguageMatrix, *, layers: Sequence[int] | N
     return out
 
 
-def _bootstrap(data: LayeredSim, kidx: list[int], mvals, midx, P, S, min_partners: int, B: int,
+def _bootstrap(data: _Layered, kidx: list[int], mvals, midx, P, S, min_partners: int, B: int,
                uncertainty: str, level: float, seed: int) -> dict[str, np.ndarray]:
     """Percentile intervals of the per-layer mean correlations (see module docstring)."""
     if uncertainty not in ("languages", "pairs", "both"):
@@ -394,6 +443,34 @@ def correlate_all(result: Any, measures: dict[str, LanguageMatrix] | Sequence[La
     return {name: correlate(result, m, name=name, **kwargs) for name, m in items}
 
 
+def save_correlations(corrs: dict[str, Correlation], path: str | os.PathLike) -> Path:
+    """Write several correlations into one HDF5 file (one group per measure, in order) through
+    a temporary name, so a reader never sees half a file."""
+    import h5py
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
+    tmp.unlink(missing_ok=True)
+    try:
+        with h5py.File(tmp, "w") as f:
+            f.attrs["format"] = "babelmap.correlations"
+            f.attrs["order"] = json.dumps(list(corrs))
+        for i, c in enumerate(corrs.values()):
+            c.save(tmp, group=f"m{i}")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_correlations(path: str | os.PathLike) -> dict[str, Correlation]:
+    """{measure name: Correlation} from a file written by `save_correlations`."""
+    import h5py
+    with h5py.File(path, "r") as f:
+        order = json.loads(f.attrs["order"])
+    return {name: Correlation.load(path, group=f"m{i}") for i, name in enumerate(order)}
+
+
 def summary_table(corrs: dict[str, Correlation] | Sequence[Correlation]):
     """One row per measure: best layer and mean correlation (Pearson, Spearman), mean of
     per-language maxima, languages used and dropped (per reason)."""
@@ -417,10 +494,3 @@ def by_layer_table(corrs: dict[str, Correlation] | Sequence[Correlation], method
     data = {c.measure: pd.Series(c.mean_pearson if method == "pearson" else c.mean_spearman,
                                  index=c.layers) for c in items}
     return pd.DataFrame(data).T
-
-
-def result_from_tsvs(folder, pattern: str = "sents_layer*.tsv"):
-    """One square TSV per layer -> a SimilarityResult; kept for old callers, the owner is
-    `SimilarityResult.from_tsv` (beside `export_tsv`)."""
-    from babelmap.kernels.result import SimilarityResult
-    return SimilarityResult.from_tsv(folder, pattern)

@@ -85,3 +85,14 @@ def test_released_xlmr_clusters_nontrivially_against_genetic_groups():
               "rus_Cyrl", "slk_Latn", "slv_Latn", "srp_Cyrl", "ukr_Cyrl"]
     labs = [c.labels[m.index(l)] for l in slavic]
     assert max(labs.count(x) for x in set(labs)) >= 8
+
+
+def test_save_load_round_trip(tmp_path):
+    from babelmap.analysis.cluster import Clustering
+    m, _ = _blocks()
+    c = cluster(m, k=3, method="average")
+    c.info = {"layer": 4, "families": {"a": "x"}}
+    back = Clustering.load(c.save(tmp_path / "c.h5"))
+    assert back.languages == c.languages and back.method == "average" and back.info == c.info
+    assert np.array_equal(back.Z, c.Z) and np.array_equal(back.distance, c.distance)
+    assert np.array_equal(back.labels, c.labels) and back.order == c.order and back.filled == c.filled

@@ -9,9 +9,15 @@ import pytest
 from conftest import shared
 
 from babelmap.analysis.correlation import (REASON_CONSTANT_MEASURE, REASON_CONSTANT_MODEL, REASON_FEW,
-                                           REASON_NAN_MEASURE, REASON_NAN_MODEL, REASON_NOT_COVERED, LayeredSim, by_layer_table, correlate,
-                                           result_from_tsvs, summary_table)
+                                           REASON_NAN_MEASURE, REASON_NAN_MODEL, REASON_NOT_COVERED, by_layer_table, correlate,
+                                           summary_table)
 from babelmap.kernels.matrix import LanguageMatrix
+from babelmap.kernels.result import SimilarityResult
+
+
+def _result(langs, layers, sim, stderr=None):
+    """A SimilarityResult of given sims (every pair counted once)."""
+    return SimilarityResult(langs, layers, sim, np.ones((len(langs), len(langs)), np.int32), stderr=stderr)
 
 
 def _scipy_reference(folder, measure_path):
@@ -82,7 +88,7 @@ def test_protocol_equals_scipy_on_released_tables():
     assert tables["by_layer"]["pearson"].tolist() == pytest.approx(ref_means, abs=1e-12)
     # the SimilarityResult path stores float32 (the result contract); at layer 12 the values
     # span only 0.982..0.999, so float32 rounding moves r by up to ~1e-5
-    res = result_from_tsvs(folder)
+    res = SimilarityResult.from_tsv(folder)
     assert res.layers == list(range(13)) and res.get("eng_Latn", "deu_Latn", 12) == pytest.approx(
         layers[12].get("eng_Latn", "deu_Latn"), abs=1e-7)
     c32 = correlate(res, LanguageMatrix.from_tsv(gpath))
@@ -98,6 +104,7 @@ def _toy(L=8, K=2, seed=0):
     sim = (sim + sim.transpose(0, 2, 1)) / 2
     for k in range(K):
         np.fill_diagonal(sim[k], 1.0)
+    sim = sim.astype(np.float32).astype(np.float64)   # what a SimilarityResult holds (float32)
     meas = rng.random((L, L))
     meas = (meas + meas.T) / 2
     return langs, sim, meas
@@ -115,7 +122,7 @@ def test_drop_reasons_and_variant_fallback():
     m = m.subset(keep)
     sim[1, 2, :] = sim[1, :, 2] = 0.5       # l02 constant model vector at layer 1 only
     sim[1, 2, 2] = 1.0
-    corr = correlate(LayeredSim(langs, [0, 1], sim), m, min_partners=3)
+    corr = correlate(_result(langs, [0, 1], sim), m, min_partners=3)
     reasons = {(d.language, d.layer): d.reason for d in corr.dropped}
     assert reasons[("l05_Latn", None)] == REASON_NOT_COVERED
     assert reasons[("l00_Latn", None)] == REASON_CONSTANT_MEASURE
@@ -134,7 +141,7 @@ def test_drop_reasons_and_variant_fallback():
     m2.values[r3, :] = m2.values[:, r3] = np.nan
     sim2 = sim.copy()
     sim2[:, 4, :] = sim2[:, :, 4] = np.nan
-    c3 = correlate(LayeredSim(langs, [0, 1], sim2), m2, min_partners=3)
+    c3 = correlate(_result(langs, [0, 1], sim2), m2, min_partners=3)
     reasons3 = {(d.language, d.layer): d.reason for d in c3.dropped}
     assert reasons3[("l03_Latn", None)] == REASON_NAN_MEASURE
     assert reasons3[("l04_Latn", None)] == REASON_NAN_MODEL
@@ -142,7 +149,7 @@ def test_drop_reasons_and_variant_fallback():
     j6 = langs.index("l06_Latn")
     assert c3.partners[j6] == 8 - 1 - 3       # minus itself, l05 (uncovered), l03, l04
     # too few partners
-    corr2 = correlate(LayeredSim(langs, [0, 1], sim), m, min_partners=7)
+    corr2 = correlate(_result(langs, [0, 1], sim), m, min_partners=7)
     assert all(d.reason in (REASON_FEW, REASON_NOT_COVERED) for d in corr2.dropped)
     assert np.isnan(corr2.mean_pearson).all()
     with pytest.raises(ValueError, match="no layer"):
@@ -153,35 +160,52 @@ def test_drop_reasons_and_variant_fallback():
 def test_bootstrap_intervals():
     langs, sim, meas = _toy(L=30, K=3, seed=1)
     m = LanguageMatrix(langs, meas, "toy")
-    c = correlate(LayeredSim(langs, [0, 1, 2], sim), m, bootstrap=300, seed=3)
+    c = correlate(_result(langs, [0, 1, 2], sim), m, bootstrap=300, seed=3)
     lo, hi = c.ci["pearson_low"], c.ci["pearson_high"]
     assert np.all(lo < c.mean_pearson) and np.all(c.mean_pearson < hi)
     # the interval width is about 2 * 1.96 * sd / sqrt(n) over languages
     sd = np.nanstd(c.pearson, axis=1, ddof=1) / np.sqrt(30)
     assert np.allclose(hi - lo, 2 * 1.96 * sd, rtol=0.35)
     # pair uncertainty with zero stderr: degenerate interval equal to the point estimate
-    c0 = correlate(LayeredSim(langs, [0, 1, 2], sim, stderr=np.zeros_like(sim)), m, bootstrap=20,
+    c0 = correlate(_result(langs, [0, 1, 2], sim, stderr=np.zeros_like(sim)), m, bootstrap=20,
                    uncertainty="pairs")
     assert np.allclose(c0.ci["pearson_low"], c0.mean_pearson)
     assert np.allclose(c0.ci["pearson_high"], c0.mean_pearson)
     # with a large stderr the interval widens and stays around the estimate
-    cw = correlate(LayeredSim(langs, [0, 1, 2], sim, stderr=np.full_like(sim, 0.2)), m, bootstrap=50,
+    cw = correlate(_result(langs, [0, 1, 2], sim, stderr=np.full_like(sim, 0.2)), m, bootstrap=50,
                    uncertainty="pairs")
     assert np.all(cw.ci["pearson_high"] - cw.ci["pearson_low"] > 0.01)
     with pytest.raises(ValueError, match="stderr"):
-        correlate(LayeredSim(langs, [0, 1, 2], sim), m, bootstrap=5, uncertainty="pairs")
+        correlate(_result(langs, [0, 1, 2], sim), m, bootstrap=5, uncertainty="pairs")
 
 
 def test_layers_selection_and_tables():
     langs, sim, meas = _toy(L=10, K=4, seed=2)
     m = LanguageMatrix(langs, meas, "toy")
-    full = correlate(LayeredSim(langs, [0, 1, 2, 3], sim), m)
-    part = correlate(LayeredSim(langs, [0, 1, 2, 3], sim), m, layers=[3, 1])
+    full = correlate(_result(langs, [0, 1, 2, 3], sim), m)
+    part = correlate(_result(langs, [0, 1, 2, 3], sim), m, layers=[3, 1])
     assert part.layers == [3, 1]
     assert np.allclose(part.pearson[0], full.pearson[3])
     with pytest.raises(ValueError, match="not in the result"):
-        correlate(LayeredSim(langs, [0, 1, 2, 3], sim), m, layers=[9])
+        correlate(_result(langs, [0, 1, 2, 3], sim), m, layers=[9])
     wide = by_layer_table({"toy": full})
     assert wide.loc["toy"].tolist() == pytest.approx(full.mean_pearson.tolist())
     lm = full.to_pandas()["language_max"]
     assert lm["max_pearson"].tolist() == pytest.approx(np.nanmax(full.pearson, axis=0).tolist())
+
+
+def test_save_load_round_trip(tmp_path):
+    from babelmap.analysis.correlation import Correlation, load_correlations, save_correlations
+    langs, sim, meas = _toy(L=12, K=3, seed=2)
+    meas[0, :] = meas[:, 0] = 0.5                      # l00: constant row -> a dropped entry
+    m = LanguageMatrix(langs, meas, "toy")
+    c = correlate(_result(langs, [0, 4, 8], sim), m, bootstrap=20, min_partners=3)
+    assert c.dropped
+    back = load_correlations(save_correlations({"toy": c, "again": c}, tmp_path / "c.h5"))
+    assert list(back) == ["toy", "again"]
+    b = back["toy"]
+    assert b.layers == [0, 4, 8] and b.languages == langs and b.dropped == c.dropped
+    assert np.array_equal(b.pearson, c.pearson, equal_nan=True) and list(b.ci) == list(c.ci)
+    assert all(np.array_equal(b.ci[k], c.ci[k]) for k in c.ci) and b.uncertainty == c.uncertainty
+    assert b.to_pandas()["by_layer"].equals(c.to_pandas()["by_layer"])
+    assert Correlation.load(c.save(tmp_path / "one.h5")).summary() == c.summary()

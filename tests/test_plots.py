@@ -10,8 +10,14 @@ import pytest
 
 from babelmap.analysis import plots
 from babelmap.analysis.cluster import cluster
-from babelmap.analysis.correlation import LayeredSim, correlate
+from babelmap.analysis.correlation import correlate
 from babelmap.kernels.matrix import LanguageMatrix
+from babelmap.kernels.result import SimilarityResult
+
+
+def _result(langs, layers, sim, stderr=None):
+    """A SimilarityResult of given sims (every pair counted once)."""
+    return SimilarityResult(langs, layers, sim, np.ones((len(langs), len(langs)), np.int32), stderr=stderr)
 
 
 def _synth(L, K=4, F=6, seed=0):
@@ -60,13 +66,13 @@ def test_dendrogram_and_heatmap_draw_the_data(tmp_path):
 
 def test_correlation_figures(tmp_path):
     langs, sim, g, fams = _synth(30)
-    corr = correlate(LayeredSim(langs, [0, 1, 2, 3], sim), g, bootstrap=30)
+    corr = correlate(_result(langs, [0, 1, 2, 3], sim), g, bootstrap=30)
     fig = plots.plot_correlation_by_layer({"genetic": corr}, path=tmp_path / "corr")
     line = fig.axes[0].lines[0]
     assert np.allclose(line.get_ydata(), corr.mean_pearson) and list(line.get_xdata()) == [0, 1, 2, 3]
     assert _is_png(tmp_path / "corr.png")
     # more than 4 measures: one panel each, each panel's line is its measure's means
-    many = {f"m{i}": correlate(LayeredSim(langs, [0, 1, 2, 3], sim), g, name=f"m{i}", layers=[0, 1, 2, 3][: 4 - i % 2])
+    many = {f"m{i}": correlate(_result(langs, [0, 1, 2, 3], sim), g, name=f"m{i}", layers=[0, 1, 2, 3][: 4 - i % 2])
             for i in range(6)}
     fig = plots.plot_correlation_by_layer(many)
     visible = [a for a in fig.axes if a.get_visible()]
@@ -104,7 +110,7 @@ def test_thousand_languages(tmp_path):
     assert fig.get_size_inches()[1] <= 42
     fig = plots.plot_heatmap(m, c.order, fams, tmp_path / "h")
     assert len(fig.axes[0].get_xticklabels()) == 143                   # every 7th of 1000
-    corr = correlate(LayeredSim(langs, [0, 1, 2], sim), g)
+    corr = correlate(_result(langs, [0, 1, 2], sim), g)
     plots.plot_correlation_by_layer([corr], path=tmp_path / "c")
     plots.plot_best_layers([corr], path=tmp_path / "b")
     for stem in "dhcb":

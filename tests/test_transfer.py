@@ -144,3 +144,15 @@ def test_unmapped_codes_are_reported(tmp_path, caplog):
     sel = select_sources(table, {"m": m})
     assert sel.excluded["xyzzy"].startswith("cannot be mapped to a language id")
     assert sel.targets == ["de", "en", "fr"] and sel.pool == ["de", "en"]
+
+
+def test_selection_save_load_round_trip(tmp_path):
+    from babelmap.analysis.transfer import Selection
+    table = read_transfer_table(_write_table(tmp_path / "t.csv"))
+    sel = select_sources(table, {"sim": _sim(), "english": "english"}, k=2)
+    back = Selection.load(sel.save(tmp_path / "selection.json"))
+    assert back.chosen == sel.chosen and back.excluded == sel.excluded and back.k == 2
+    for key in ("chosen_score", "ranks", "ndcg", "ndcg_k"):
+        for m in sel.methods:
+            assert np.array_equal(getattr(back, key)[m], getattr(sel, key)[m])
+    assert back.summary().equals(sel.summary()) and back.compare("sim", "english") == sel.compare("sim", "english")

@@ -11,6 +11,7 @@ needs; `compute_measure(name, languages, ...)` computes one by name:
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable, Sequence
 
 from babelmap.analysis.linguistic.asjp import asjp_matrix
@@ -85,10 +86,13 @@ def _from_file(path, languages):
 
 def compute_measure(name: str, languages: Sequence[str], **inputs) -> LanguageMatrix:
     """Compute measure `name` over `languages`; `inputs` gives what it needs
-    (glottolog=folder, asjp=folder, corpus=ParallelCorpus, path=file)."""
+    (glottolog=folder, asjp=folder, corpus=ParallelCorpus, path=file). A `name` that is not a
+    measure but an existing file is read as a matrix (the `file` measure)."""
+    if name not in MEASURES and Path(name).is_file():
+        name, inputs = "file", dict(inputs, path=name)
     if name not in MEASURES:
         from babelmap.engine.languages import suggest
-        raise BabelmapError(f"unknown measure {name!r}; known: {', '.join(MEASURES)}"
+        raise BabelmapError(f"unknown measure {name!r}; known: {', '.join(MEASURES)}, or a path to a square TSV"
                             + (f" (did you mean {', '.join(suggest(name, MEASURES))}?)" if suggest(name, MEASURES) else ""))
     meas = MEASURES[name]
     if meas.needs and inputs.get(meas.needs) is None:

@@ -11,19 +11,14 @@ babelmap run --corpus ../shared/data/flores200/dev --format flores --langs 'eng_
     --max-sentences 200 --glottolog ../shared/data/glottolog --out results/flores
 (run it again: finished stages are reused; --force recomputes everything)"""
 
-FORMATS = ("flores", "ebible", "udhr", "pbc", "plain", "cldr")
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from babelmap.analysis.pipeline import DEFAULT_MEASURES
+    from babelmap.corpus_options import add_corpus_arguments
+    from babelmap.pipeline.config import DEFAULT_MEASURES
     p.add_argument("--out", default="results/default", help="results folder (default results/default)")
-    p.add_argument("--corpus", default=None, help="corpus folder or file (default: the CLDR names that ship with babel)")
-    p.add_argument("--format", default=None, choices=FORMATS, help="corpus format (default cldr)")
+    add_corpus_arguments(p, format_required=False)
     p.add_argument("--model", default=None, help="model checkpoint folder (default: the embedded "
                    "multilingual-e5-small-q4)")
-    p.add_argument("--langs", nargs="+", metavar="GLOB", help="languages to keep: ids or globs ('deu_*')")
-    p.add_argument("--max-sentences", type=int, metavar="N", help="only the first N sentences")
-    p.add_argument("--min-languages", type=int, metavar="K", help="only sentences present in at least K languages")
     p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES), metavar="M",
                    help="linguistic measures: URIEL kinds, lex, or square TSV files "
                    f"(default: {' '.join(DEFAULT_MEASURES)})")
@@ -40,17 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--linkage", default="complete", help="complete (default), average, single, weighted, ward")
     p.add_argument("--transfer", metavar="CSV", help="long-format transfer results (e.g. xpos udpos-ft-10000.csv): "
                    "evaluate source-language selection by the model's similarity, each measure and English")
-    p.add_argument("--skip-bad", action="store_true", help="skip bad corpus input (logged) instead of stopping")
     p.add_argument("--no-figures", action="store_true", help="no figures")
     p.add_argument("--force", action="store_true", help="recompute every stage")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
 
 
 def config_from_args(args: argparse.Namespace):
-    from babelmap.analysis.pipeline import RunConfig
+    """The RunConfig of the parsed arguments (`--format` defaults to cldr without `--corpus`)."""
     from babelmap.engine.errors import CorpusError
+    from babelmap.pipeline import RunConfig
     fmt = args.format or ("cldr" if args.corpus is None else None)
     if fmt is None:
+        from babelmap.corpus_options import FORMATS
         raise CorpusError("--format is required with --corpus", hint=f"one of {', '.join(FORMATS)}")
     return RunConfig(out=args.out, corpus=args.corpus, format=fmt, model=args.model, langs=args.langs,
                      max_sentences=args.max_sentences, min_languages=args.min_languages,
@@ -62,8 +58,8 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    from babelmap.analysis.pipeline import run_pipeline
-    from babelmap.analysis.report import terminal_summary
-    info = run_pipeline(config_from_args(args))
-    print(terminal_summary(info))
+    from babelmap.pipeline import run as run_pipeline
+    from babelmap.pipeline import terminal_summary
+    res = run_pipeline(config_from_args(args))
+    print(terminal_summary(res.out))
     return 0
