@@ -178,14 +178,17 @@ def join_parts(folder: Path, out: Path, *, languages: Sequence[str], sentence_id
     tmp = tmp_path(out)
     write_bytes_atomic(image, tmp, "store index", "The parts are kept; free space and run the same command again")
     try:
-        if out.exists() or shards.exists():  # replacing a finished store (its own shards go with it)
-            out.unlink(missing_ok=True)
-            shutil.rmtree(shards, ignore_errors=True)
-        os.replace(folder, shards) if folder.exists() else shards.mkdir()
+        moved = folder.resolve() != shards.resolve()
+        if moved:
+            if out.exists() or shards.exists():  # replacing a finished store (its own shards go with it)
+                out.unlink(missing_ok=True)
+                shutil.rmtree(shards, ignore_errors=True)
+            os.replace(folder, shards) if folder.exists() else shards.mkdir()
         try:
             os.replace(tmp, out)
         except BaseException:
-            os.replace(shards, folder)
+            if moved:
+                os.replace(shards, folder)
             raise
     except OSError as e:
         tmp.unlink(missing_ok=True)

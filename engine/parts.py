@@ -60,13 +60,12 @@ TMP_MARK = ".tmp-"
 HASH_VERSION = "babelmap-block-sha256-v1"
 HASH_PIECE = 4096  # rows hashed per update (any value gives the same digest)
 
-_written = 0  # parts renamed into place by this process (for the test hooks)
+_written: dict[str, int] = {}  # parts renamed into place by this process, per folder (test hooks)
 
 
 def reset_test_counter() -> None:
-    """Start counting parts for the test hooks afresh (once per extraction run)."""
-    global _written
-    _written = 0
+    """Start counting parts for the test hooks afresh."""
+    _written.clear()
 
 
 class BadPart(Exception):
@@ -309,7 +308,6 @@ def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[s
     return its path. Each block's sha256 is computed here, once. Any failure (full disk,
     I/O error) removes the temporary and raises one StoreError; finished parts are kept.
     Safe to call from a writer thread: it touches only NumPy, h5py and the file system."""
-    global _written
     if isinstance(blocks, np.ndarray):  # the old call write_part(folder, filename, sentences, n_tokens, emb, attrs)
         return _write_part_old(folder, uid, blocks, attrs, *old)  # type: ignore[arg-type]
     folder = Path(folder)
@@ -318,11 +316,12 @@ def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[s
     except OSError as e:
         raise write_failure(e, folder / part_filename(uid), 0, "part", "free space or choose another --out") from None
     image, _ = part_image(uid, blocks, attrs)
-    nth = _written + 1
+    key = str(folder.resolve())
+    nth = _written.get(key, 0) + 1
     final = write_bytes_atomic(image, folder / part_filename(uid), "part",
                                "Finished parts are kept; free space and run the same command again to resume",
                                hook=nth)
-    _written = nth
+    _written[key] = nth
     if _env_n("BABELMAP_TEST_KILL_AFTER_PARTS") == nth:
         os.kill(os.getpid(), signal.SIGKILL)
     return final

@@ -16,7 +16,8 @@ from babelmap.engine.corpora import read_corpus
 from babelmap.engine.extract import extract
 from babelmap.engine.join import join_parts, list_parts
 from babelmap.engine.lock import OutputLock
-from babelmap.engine.parts import PART_KEYS, parts_dir
+from babelmap.engine.check import check_store
+from babelmap.engine.parts import PART_KEYS, parts_dir, read_part_info, shards_dir
 from babelmap.errors import StoreError
 from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, read_store, write_plain
@@ -33,8 +34,17 @@ def setup(tmp_path_factory, tiny_bert):
     return corpus_dir, corpus, ref
 
 
+UNIT = 8  # sentences per unit: several units (and so several parts) per run
+
+
 def run(corpus, out, model, **kw):
+    kw.setdefault("unit_sentences", UNIT)
     return extract(corpus, out, str(model), device="cpu", token_budget=64, progress=False, **kw)
+
+
+def n_parts(out) -> int:
+    """Parts (before the join) or shards (after it) of the run writing `out`."""
+    return len(list_parts(parts_dir(out))) + len(list_parts(shards_dir(out)))
 
 
 def files(folder):
@@ -50,7 +60,7 @@ def test_full_disk_is_a_clean_error_and_resumes(tmp_path, setup, tiny_bert, monk
     corpus_dir, corpus, ref = setup
     out = tmp_path / "s.h5"
     monkeypatch.setenv("BABELMAP_TEST_ENOSPC_AT_PART", "2")
-    rc = cli(extract_args(corpus_dir, tiny_bert, out))
+    rc = cli(extract_args(corpus_dir, tiny_bert, out, "--unit-sentences", str(UNIT)))
     err = capsys.readouterr().err
     assert rc == 1 and "Traceback" not in err
     assert "the disk is full" in err and "run the same command again" in err
@@ -62,8 +72,9 @@ def test_full_disk_is_a_clean_error_and_resumes(tmp_path, setup, tiny_bert, monk
 
 
 def corrupt(path):
+    """Flip bytes inside the first embedding chunk of a part (HDF5 cannot tell)."""
     with h5py.File(path, "r") as f:
-        off = f["embeddings"].id.get_offset()
+        off = f["emb/0"].id.get_chunk_info(0).byte_offset
     with open(path, "r+b") as fh:
         fh.seek(off + 8)
         b = fh.read(4)
@@ -76,21 +87,43 @@ def truncate(path):
         fh.truncate(os.path.getsize(path) // 2)
 
 
-@pytest.mark.parametrize("damage", [corrupt, truncate], ids=["corrupt", "truncated"])
-def test_damaged_part_is_redone(tmp_path, setup, tiny_bert, damage, caplog):
+def test_truncated_part_is_redone_without_rehashing_the_rest(tmp_path, setup, tiny_bert, caplog):
     _, corpus, ref = setup
     out = tmp_path / "s.h5"
-    run(corpus, out, tiny_bert, keep_parts=True)
-    out.unlink()
-    parts = list_parts(parts_dir(out))
-    assert len(parts) == len(LANGS)
-    damage(parts[1])
+    run(corpus, out, tiny_bert)
+    total = n_parts(out)
+    assert total >= 3
+    out.unlink()  # the index gone: the shards count as finished parts again
+    victim = list_parts(shards_dir(out))[1]
+    truncate(victim)
     with caplog.at_level(logging.INFO, logger="babelmap"):
-        run(corpus, out, tiny_bert, keep_parts=True)
-    assert any("redoing a damaged part" in r.getMessage() and parts[1].name in r.getMessage()
+        run(corpus, out, tiny_bert)
+    assert any("redoing a damaged part" in r.getMessage() and victim.name in r.getMessage()
                for r in caplog.records)
     assert written(caplog) == 1  # only the damaged unit
     assert_same_store(ref, out)
+
+
+def test_corrupt_shard_is_found_by_check_and_redone(tmp_path, setup, tiny_bert, caplog, capsys):
+    """A resume never re-reads embeddings; `check` recomputes the checksums, names the shard,
+    and deleting the store and that shard redoes only its unit."""
+    _, corpus, ref = setup
+    out = tmp_path / "s.h5"
+    run(corpus, out, tiny_bert)
+    victim = list_parts(shards_dir(out))[1]
+    corrupt(victim)
+    defects = check_store(out)
+    assert any("content differs from the checksum" in d and victim.name in d for d in defects), defects
+    assert cli(["check", str(out)]) == 1
+    err = capsys.readouterr().err
+    assert f"delete {out} and {victim}" in err and "Traceback" not in err
+    out.unlink()
+    victim.unlink()
+    with caplog.at_level(logging.INFO, logger="babelmap"):
+        run(corpus, out, tiny_bert)
+    assert written(caplog) == 1
+    assert_same_store(ref, out)
+    assert check_store(out) == []
 
 
 def test_model_changed_is_refused(tmp_path, setup, tiny_bert, tmp_path_factory):
@@ -101,7 +134,7 @@ def test_model_changed_is_refused(tmp_path, setup, tiny_bert, tmp_path_factory):
     run(corpus, out, tiny_bert, keep_parts=True)
     with pytest.raises(StoreError, match=r"(?s)existing store.*model_fingerprint.*--overwrite"):
         run(corpus, out, other)
-    out.unlink()
+    out.unlink()  # its shards become parts again, of another run
     with pytest.raises(StoreError, match=r"(?s)part .*different run.*model_fingerprint.*--overwrite"):
         run(corpus, out, other)
     run(corpus, out, other, overwrite=True)
@@ -113,7 +146,8 @@ def test_model_changed_is_refused(tmp_path, setup, tiny_bert, tmp_path_factory):
 def test_corpus_or_dtype_changed_is_refused(tmp_path, setup, tiny_bert):
     _, corpus, _ = setup
     out = tmp_path / "s.h5"
-    run(corpus, out, tiny_bert, keep_parts=True)
+    run(corpus, out, tiny_bert)
+    before = n_parts(out)
     out.unlink()
     rows = {l: list(corpus.text(l)) for l in corpus.languages}
     rows["eng_Latn"][3] = "a changed sentence"
@@ -123,7 +157,7 @@ def test_corpus_or_dtype_changed_is_refused(tmp_path, setup, tiny_bert):
         run(read_corpus(changed, "plain"), out, tiny_bert)
     with pytest.raises(StoreError, match=r"dtype: there 'float16', this run 'float32'"):
         run(corpus, out, tiny_bert, store_dtype="float32")
-    assert len(list_parts(parts_dir(out))) == len(LANGS)  # refusing never deletes finished work
+    assert n_parts(out) == before  # refusing never deletes finished work
 
 
 def test_stale_store_temporary_of_a_killed_join_is_removed(tmp_path, setup, tiny_bert):
@@ -159,21 +193,28 @@ def test_lock_between_processes(tmp_path, setup, tiny_bert):
 def test_join_refuses_missing_or_doubled_sentences(tmp_path, setup, tiny_bert):
     _, corpus, ref = setup
     out = tmp_path / "s.h5"
-    run(corpus, out, tiny_bert, keep_parts=True)
+    run(corpus, out, tiny_bert)
     arrays, attrs = read_store(out)
     out.unlink()
-    folder = parts_dir(out)
+    folder = shards_dir(out)  # join from the shards folder itself: it becomes <out>.shards/ again
     kw = dict(languages=corpus.languages, sentence_ids=corpus.sentence_ids, mask=arrays["mask"],
               provenance={k: attrs[k] for k in PART_KEYS}, n_layers=3, hidden=32, store_dtype="float16",
               attrs=attrs)
     parts = list_parts(folder)
+    first = read_part_info(parts[0]).blocks[0][0]
     shutil.copy(parts[0], folder / ("zz-copy-" + parts[0].name))
-    with pytest.raises(StoreError, match=r"language deu_Latn: \d+ sentences are in more than one part"):
+    with pytest.raises(StoreError, match=rf"language {first}: \d+ sentences are in more than one part"):
         join_parts(folder, out, **kw)
     (folder / ("zz-copy-" + parts[0].name)).unlink()
-    parts[2].unlink()
-    with pytest.raises(StoreError, match=r"language fra_Latn: \d+ sentences are in no part .*run the same command"):
+    gone = parts[2]
+    lost = sorted({b[0] for b in read_part_info(gone).blocks if b[3].size})
+    keep = tmp_path / "kept.h5"
+    shutil.move(gone, keep)
+    with pytest.raises(StoreError, match=rf"language {lost[0]}: \d+ sentences are in no part .*run the same command"):
         join_parts(folder, out, **kw)
     assert not out.exists() and not [p for p in tmp_path.iterdir() if ".tmp-" in p.name]
     with pytest.raises(StoreError, match=r"(?s)pooling: there 'mean', this run 'cls'"):
         join_parts(folder, out, **dict(kw, provenance=dict(kw["provenance"], pooling="cls")))
+    shutil.move(keep, folder / gone.name)
+    join_parts(folder, out, **kw)
+    assert_same_store(ref, out)

@@ -35,6 +35,14 @@ def run(args: argparse.Namespace) -> int:
         for d in defects:
             print(f"{args.store}: {d}", file=sys.stderr)
         print(f"{args.store}: {len(defects)} defect(s)", file=sys.stderr)
+        import re
+        from pathlib import Path
+        shards = sorted({m for d in defects if "content differs" in d for m in re.findall(r"\(shard ([^)]+)\)", d)})
+        if shards:
+            store = Path(args.store)
+            paths = " ".join(str(store.parent / s) for s in shards)
+            print(f"  what to do: delete {store} and {paths}, then run the same extract command again "
+                  "(only those units are recomputed)", file=sys.stderr)
         return 1
     from babelmap.engine.store import describe_store
     print(describe_store(args.store))
