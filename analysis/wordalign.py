@@ -4,7 +4,7 @@ word retrieval, histograms, and comparison across checkpoints (base, adjusted, f
 Why: Cao et al. (2020) and Efimov et al. (2023) measure how close translated (aligned) words
 are in a model compared with unrelated words, and how cross-lingual adjustment raises and
 task fine-tuning lowers that closeness. For a word store (`babelmap words`) and an
-`Alignment` (`kernels/align.py`):
+`Alignment` (`engine/alignments.py`):
 
 - aligned pair: source word i and its aligned target word j of the same sentence pair;
 - unrelated pair: the same source word and a random word of a random *other* target sentence
@@ -28,9 +28,9 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from babelmap.engine.errors import StoreError
-from babelmap.engine.training.adjust import sentence_similarity  # noqa: F401  (re-exported)
 from babelmap.engine.words import WordStore, open_words
-from babelmap.kernels.align import Alignment, nearest_in_sentence
+from babelmap.engine.alignments import Alignment
+from babelmap.kernels.align import nearest_in_sentence
 
 METRICS = ("n_links", "cos_aligned", "cos_unrelated", "cos_diff", "cos_diff_se", "cos_closer",
            "l2_aligned", "l2_unrelated", "l2_diff", "l2_diff_se", "retrieval", "chance")

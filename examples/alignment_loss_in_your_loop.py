@@ -25,7 +25,7 @@ import torch
 def synthetic_pairs(n: int = 32, seed: int = 0):
     """A toy parallel corpus with known one-to-one links."""
     from babelmap.engine.corpora import ParallelCorpus
-    from babelmap.kernels.align import Alignment
+    from babelmap.engine.alignments import Alignment
     vocab = "the quick brown fox jumps over lazy dog river stone house tree sun moon".split()
     rng = random.Random(seed)
     src, tgt, links = [], [], []
@@ -49,8 +49,8 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
 
     from babelmap.engine.models import load_model
-    from babelmap.engine.training.adjust import (AlignmentLoss, Collator, batches, build_examples,
-                                                 evaluate_alignment)
+    from babelmap.training.adjust import evaluate_alignment
+    from babelmap.training.loss import AlignmentLoss, Collator, batches, build_examples
 
     torch.manual_seed(0)
     if args.model is None:

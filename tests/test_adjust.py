@@ -19,10 +19,10 @@ def _one_thread():
 
 from babelmap.engine.corpora import ParallelCorpus
 from babelmap.engine.models import load_model
-from babelmap.engine.training.adjust import (AlignmentLoss, Collator, adjust, batches, build_examples,
-                                             evaluate_alignment)
+from babelmap.engine.alignments import Alignment
 from babelmap.engine.words import segment_words
-from babelmap.kernels.align import Alignment
+from babelmap.training.adjust import adjust, evaluate_alignment
+from babelmap.training.loss import AlignmentLoss, Collator, batches, build_examples
 
 VOCAB = ("the quick brown fox jumps over lazy dog in beginning was word and with god "
          "day night sun moon river stone house tree").split()
@@ -177,3 +177,29 @@ def test_cli_adjust_then_words(tiny_bert, tmp_path, flores_dir):
                  "--model", str(out), "--device", "cpu", "--no-progress", "--out", str(tmp_path / "w.h5")]) == 0
     with open_words(tmp_path / "w.h5") as ws:
         assert ws.attrs["model"] == str(out) and len(ws.sentence_ids) == 3
+
+
+def test_layer_beyond_the_model_is_refused_at_once(tiny_bert, tmp_path, capsys):
+    """`adjust --layer 8` on a 2-layer model (3 hidden states): one clear line, exit 1, before
+    any word extraction or training (well under a second of work here), nothing written."""
+    import time
+
+    from babelmap.cli import main
+    folder = tmp_path / "c"
+    folder.mkdir()
+    corpus, _ = synthetic(8)
+    for lang in corpus.languages:
+        (folder / f"{lang}.txt").write_text("\n".join(corpus.text(lang)) + "\n", encoding="utf-8")
+    t0 = time.perf_counter()
+    rc = main(["adjust", "--model", str(tiny_bert), "--corpus", str(folder), "--format", "plain", "--src",
+               "src_Latn", "--tgt", "tgt_Latn", "--layer", "8", "--device", "cpu", "--no-progress",
+               "--out", str(tmp_path / "adj")])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert rc == 1 and len(err) == 1, err
+    assert "--layer 8" in err[0] and "3 hidden states (0..2" in err[0]
+    assert time.perf_counter() - t0 < 20 and not (tmp_path / "adj").exists()
+    # the library call refuses the same way, also for a layer below 0
+    from babelmap.engine.errors import ModelError
+    with pytest.raises(ModelError, match=r"--layer -1: .* has 3 hidden states"):
+        adjust(str(tiny_bert), corpus, "src_Latn", "tgt_Latn", tmp_path / "neg", layer=-1, device="cpu",
+               progress=False)

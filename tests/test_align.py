@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 from babelmap.engine.errors import CorpusError
-from babelmap.kernels.align import (Alignment, align_numba, align_numpy, align_torch, drop_identical_links,
-                                    nearest_in_sentence, one_to_one, read_pharaoh)
+from babelmap.engine.alignments import Alignment, drop_identical_links, one_to_one, read_pharaoh
+from babelmap.kernels.align import align_numba, align_numpy, align_torch, nearest_in_sentence
 
 
 def _ragged(rng, S, H, lo=0, hi=12):

@@ -14,7 +14,7 @@ import pytest
 
 from babelmap.cli import main
 from babelmap.engine.errors import CorpusError
-from babelmap.engine.training.finetune import RECORD, finetune, label_names, read_labelled
+from babelmap.training.finetune import RECORD, finetune, label_names, read_labelled
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -8,7 +8,8 @@ from scipy.spatial import distance
 from babelmap.analysis.wordalign import analyse, build_pairs, cosine_distance, l2_distance, write_report
 from babelmap.engine.errors import StoreError
 from babelmap.engine.words import open_words, write_word_store
-from babelmap.kernels.align import Alignment, align_numpy
+from babelmap.engine.alignments import Alignment
+from babelmap.kernels.align import align_numpy
 
 
 def _store(path, seed=0, K=3, H=8, S=20, noise=0.3):

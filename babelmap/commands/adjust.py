@@ -13,8 +13,8 @@ then: babelmap extract --model adjusted-eng-deu/ ...  or  babelmap words --model
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    from babelmap.commands.words import add_corpus_arguments
-    add_corpus_arguments(p)
+    from babelmap.corpus_options import add_corpus_arguments
+    add_corpus_arguments(p, langs=False, sentence_range=True)
     p.add_argument("--model", default=None, help="checkpoint folder (default: the embedded multilingual-e5-small-q4)")
     p.add_argument("--src", required=True, help="source language (kept in place by the regulariser)")
     p.add_argument("--tgt", required=True, help="target language (moved towards the source)")
@@ -41,21 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from babelmap.commands.words import load_corpus, set_threads
-    from babelmap.engine.training.adjust import adjust
-    set_threads(args.threads)
-    corpus = load_corpus(args, [args.src, args.tgt])
-    eval_corpus = None
-    if args.eval_sentences:
-        saved, args.max_sentences = args.max_sentences, None
-        eval_corpus = load_corpus(args, [args.src, args.tgt], args.eval_sentences)
-        args.max_sentences = saved
-    alignment = None
-    if args.pharaoh:
-        from babelmap.engine.words import segment_words
-        from babelmap.kernels.align import read_pharaoh
-        words = {l: [segment_words(t) if t is not None else [] for t in corpus.text(l)] for l in (args.src, args.tgt)}
-        alignment = read_pharaoh(args.pharaoh, words[args.src], words[args.tgt], src_lang=args.src, tgt_lang=args.tgt)
+    from babelmap.corpus_options import corpus_from_args
+    from babelmap.engine.alignments import read_pharaoh_for_corpus
+    from babelmap.training.adjust import adjust
+    if args.threads:
+        import torch
+        torch.set_num_threads(args.threads)
+    pair = [args.src, args.tgt]
+    corpus = corpus_from_args(args, langs=pair)
+    eval_corpus = (corpus_from_args(argparse.Namespace(**{**vars(args), "max_sentences": None}), langs=pair,
+                                    sentences=args.eval_sentences) if args.eval_sentences else None)
+    alignment = read_pharaoh_for_corpus(args.pharaoh, corpus, args.src, args.tgt) if args.pharaoh else None
     res = adjust(args.model, corpus, args.src, args.tgt, args.out, alignment=alignment, layer=args.layer,
                  epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,
                  reg_weight=args.reg_weight, bf16=args.bf16, seed=args.seed, device=args.device,

@@ -37,7 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from babelmap.engine.errors import BabelmapError
     from babelmap.engine.words import open_words
-    from babelmap.kernels.align import align_store, drop_identical_links, read_pharaoh
+    from babelmap.engine.alignments import drop_identical_links, read_pharaoh
+    from babelmap.kernels.align import align_store
 
     ws = open_words(args.words)
     for lang in (args.src, args.tgt):

@@ -29,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from babelmap.engine.training.finetune import finetune
+    from babelmap.training.finetune import finetune
 
     res = finetune(args.model, args.train, args.out, epochs=args.epochs, lr=args.lr, batch_size=args.batch_size,
                    bf16=args.bf16, max_length=args.max_length, weight_decay=args.weight_decay,

@@ -7,33 +7,29 @@ from pathlib import Path
 NAME = "lex"
 HELP = "lexical similarity LEX: minus the mean character edit distance over shared sentences"
 EXAMPLE = """babelmap lex --corpus ../shared/data/flores200 --format flores --out lex.tsv
-babelmap lex --corpus flores200 --format flores --langs 'eng_Latn,deu_Latn,*_Cyrl' --romanize --out lex.h5"""
+babelmap lex --corpus flores200 --format flores --langs eng_Latn deu_Latn '*_Cyrl' --romanize --out lex.h5
+(--langs also takes one comma-separated list: 'eng_Latn,deu_Latn,*_Cyrl')"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--corpus", required=True, help="corpus folder or file")
-    p.add_argument("--format", required=True,
-                   help="corpus format: flores, ebible, udhr, pbc, plain, cldr")
-    p.add_argument("--langs", default=None,
-                   help="comma-separated language ids or globs (default: all)")
+    from babelmap.corpus_options import add_corpus_arguments
+    add_corpus_arguments(p)
     p.add_argument("--romanize", action="store_true", help="romanise every text with uroman first")
     p.add_argument("--workers", type=int, default=None, help="threads (default: all cores)")
     p.add_argument("--no-cache", action="store_true", help="do not read or write the user cache")
-    p.add_argument("--skip-bad", action="store_true", help="skip unreadable corpus files (logged)")
     p.add_argument("--out", required=True, help="output: .tsv (reference square format) or .h5")
 
 
 def run(args: argparse.Namespace) -> int:
-    from babelmap.engine.corpora import read_corpus
+    from babelmap.corpus_options import corpus_from_args
     from babelmap.engine.errors import BabelmapError, CorpusError
     from babelmap.kernels.lex import lex_matrix
 
     out = Path(args.out)
     if out.suffix.lower() not in (".tsv", ".h5", ".hdf5"):
         raise BabelmapError(f"--out {out}: use a .tsv or .h5 file name")
-    corpus = read_corpus(args.corpus, args.format, skip_bad=args.skip_bad)
-    if args.langs:
-        corpus = corpus.select(pattern=[x.strip() for x in args.langs.split(",") if x.strip()])
+    langs = [x.strip() for a in (args.langs or []) for x in a.split(",") if x.strip()]
+    corpus = corpus_from_args(args, langs=langs or None)
     if len(corpus) < 2:
         raise CorpusError(f"LEX needs at least two languages, the corpus has {len(corpus)}",
                           file=str(args.corpus))
