@@ -1,21 +1,119 @@
-"""Length-sorted batches bounded by a token budget.
+"""Length-sorted, mixed-language batches that waste little padding.
 
-Sentences of one language are sorted by token count (longest first, ties in corpus order)
-and cut into batches whose *padded* size (sentences x longest sentence) stays within the
-budget. Longest first makes an out-of-memory batch show up at once, and sorting keeps
-padding small. The batches are a pure function of the token counts and the budget, so
-every process, and every resumed run, forms the very same batches: that is what makes a
-sharded or resumed store identical to a single uninterrupted run.
+Inside a unit (engine.plan) every sentence is tokenized once (`token_ids`); the token counts
+come from that pass. All the unit's sentences, whatever their language, are sorted by length
+(longest first, ties in unit order) and cut greedily into batches whose padded size
+(rows x longest) stays within the token budget *and* whose useful share (real tokens /
+padded tokens) stays >= `min_useful` (a batch of one is always allowed). The batches are a
+pure function of the token counts and the two limits, so every process and every resumed run
+forms the very same batches. `collate` pads a batch's ids exactly as the tokenizer would.
+
+`make_batches` (one language at a time, longest first, budget only) is the previous scheme,
+kept for engine.throughput and as the benchmark baseline.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any, Sequence
 
 import numpy as np
 
 DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
+MIN_USEFUL = 0.9   # real tokens / padded tokens, per batch
 
 
+def default_token_budget(device: str) -> int:
+    """A budget that fits comfortably on the device kind ("cpu" or "cuda...")."""
+    return DEFAULT_TOKEN_BUDGET["cuda" if str(device).startswith("cuda") else "cpu"]
+
+
+@dataclass(frozen=True)
+class SortedBatch:
+    """Rows (indices into the unit's sentence list), longest first, and their sizes."""
+
+    rows: np.ndarray   # int64 [B]
+    width: int         # padded length (the longest row)
+    tokens: int        # real tokens
+
+    def __len__(self) -> int:
+        return int(self.rows.shape[0])
+
+    @property
+    def cost(self) -> int:
+        """Padded tokens the forward pass sees."""
+        return len(self) * self.width
+
+
+def sort_batches(lengths: np.ndarray, token_budget: int, min_useful: float = MIN_USEFUL) -> list[SortedBatch]:
+    """Batches over rows 0..n-1 with token counts `lengths`: one length sort (stable),
+    greedy cuts bounded by `token_budget` padded tokens and by `min_useful` real/padded."""
+    if token_budget < 1:
+        raise ValueError(f"token budget must be positive, got {token_budget}")
+    lengths = np.asarray(lengths, dtype=np.int64)
+    order = np.argsort(-lengths, kind="stable")
+    srt = lengths[order]
+    out: list[SortedBatch] = []
+    i, n = 0, len(order)
+    while i < n:
+        width = int(srt[i])
+        most = max(1, token_budget // max(1, width))
+        j = min(n, i + most)
+        # the useful share of rows i..k falls as k grows (lengths descend): keep the longest
+        # prefix whose share stays >= min_useful
+        if j - i > 1 and width > 0:
+            share = np.cumsum(srt[i:j]) / (width * np.arange(1, j - i + 1))
+            bad = np.flatnonzero(share < min_useful)
+            if bad.size:
+                j = i + max(1, int(bad[0]))
+        out.append(SortedBatch(order[i:j].copy(), width, int(srt[i:j].sum())))
+        i = j
+    return out
+
+
+def padding_share(batches: Sequence[SortedBatch]) -> float:
+    """Real tokens / padded tokens over `batches` (1.0 when empty)."""
+    cost = sum(b.cost for b in batches)
+    return sum(b.tokens for b in batches) / cost if cost else 1.0
+
+
+def token_ids(lm: Any, texts: Sequence[str], lang: str | None = None) -> list[list[int]]:
+    """Token ids per text as `lm.tokenize` gives them (prefix, specials, truncation to the
+    model's max_length), unpadded: the one tokenization pass of a unit."""
+    setter = getattr(lm, "_set_language", None)
+    if setter is not None:
+        setter(lang)
+    enc = lm.tokenizer([lm.prefix + t for t in texts], truncation=True, max_length=lm.max_length)
+    return list(enc["input_ids"])
+
+
+def collate(ids: Sequence[Sequence[int]], rows: np.ndarray, width: int, tokenizer: Any,
+            pin: bool = False) -> dict:
+    """The padded tensors (`input_ids`, `attention_mask`, and `token_type_ids` when the
+    tokenizer makes them) of `ids[rows]`, padded to `width` on the tokenizer's padding side."""
+    import torch
+    B = len(rows)
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+    left = getattr(tokenizer, "padding_side", "right") == "left"
+    input_ids = np.full((B, width), pad, dtype=np.int64)
+    mask = np.zeros((B, width), dtype=np.int64)
+    for r, j in enumerate(rows):
+        seq = ids[j]
+        n = len(seq)
+        if left:
+            input_ids[r, width - n:] = seq
+            mask[r, width - n:] = 1
+        else:
+            input_ids[r, :n] = seq
+            mask[r, :n] = 1
+    out = {"input_ids": torch.from_numpy(input_ids), "attention_mask": torch.from_numpy(mask)}
+    if "token_type_ids" in getattr(tokenizer, "model_input_names", ()):
+        out["token_type_ids"] = torch.zeros((B, width), dtype=torch.int64)
+    if pin:
+        out = {k: v.pin_memory() for k, v in out.items()}
+    return out
+
+
+# -- the previous scheme (per language, budget only) ---------------------------------------
 @dataclass(frozen=True)
 class Batch:
     """Sentence positions (into the corpus sentence axis) and the padded token cost."""
@@ -27,13 +125,8 @@ class Batch:
         return int(self.sentences.shape[0])
 
 
-def default_token_budget(device: str) -> int:
-    """A budget that fits comfortably on the device kind ("cpu" or "cuda...")."""
-    return DEFAULT_TOKEN_BUDGET["cuda" if str(device).startswith("cuda") else "cpu"]
-
-
 def make_batches(positions: np.ndarray, lengths: np.ndarray, token_budget: int) -> list[Batch]:
-    """Batches of `positions` (sentence indices) sorted by `lengths` (token counts), each with
+    """One language's `positions` sorted by `lengths` (longest first), cut into batches of
     at most `token_budget` padded tokens; a sentence longer than the budget goes alone."""
     if token_budget < 1:
         raise ValueError(f"token budget must be positive, got {token_budget}")

@@ -1,48 +1,56 @@
 """All-layer pooled sentence embeddings of a parallel corpus into a store (DESIGN.md "Store").
 
     extract(corpus, "store.h5", model=None)          # plain python: one process
-    accelerate launch --num_processes N -m babelmap extract ...   # N processes, one store
+    torchrun --nproc_per_node N -m babelmap extract ...             # N processes, one store
+    accelerate launch --multi_gpu --num_processes N -m babelmap extract ...
 
 The run, on every process:
-1. lock the output (main process), load the model, count tokens of every present sentence
-   (the tokenizer's cheap pass) and cut each language into length-sorted, token-budgeted
-   batches (engine.batching): the same on every process and in every run;
-2. read the parts already in `<store>.parts/`: finished units are kept, parts of another
-   run (model, pooling, dtype, corpus...) are refused, damaged ones are redone;
-3. plan the remaining units (a language, or a batch range of a big one), balanced by padded
-   tokens across processes (engine.plan), and write each finished unit as a part
-   (engine.parts: temp name, fsync, atomic rename);
-4. after every process is done, the main process joins the parts into the store
-   (engine.join: verified provenance, checksums, shapes and coverage) and removes the parts.
+1. lock the output (main process), load the model, and plan the units from the corpus alone
+   (engine.plan: groups of language blocks, never dependent on the number of processes);
+2. the main process lists the finished parts in `<store>.parts/` (engine.parts.finished_units:
+   attributes only, no re-hash) and tells the others; parts of another run are refused;
+3. the remaining units are shared out by characters (LPT); each process keeps only its
+   share's texts, and for each unit tokenizes every sentence once (threads, ahead of the
+   model), sorts them by length across languages and runs mixed-language, padding-capped
+   batches (engine.batching); pooling and the cast to the stored dtype happen on the device,
+   rows are scattered back into unit order there, copied once per unit into a pinned host
+   buffer, and a writer thread (bounded queue) hashes, writes and fsyncs the part;
+4. after every process is done, the main process joins the parts by reference (engine.join).
 A kill at any moment loses at most the units in flight; the same command resumes.
 """
 from __future__ import annotations
 
-import errno
+import inspect
 import json
 import logging
 import os
+import queue
 import shutil
+import signal
+import sys
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import numpy as np
 
-from babelmap.engine.batching import Batch, default_token_budget, make_batches
+from babelmap.engine.batching import collate, default_token_budget, sort_batches, token_ids
 from babelmap.engine.corpora.base import ParallelCorpus
-from babelmap.engine.errors import CorpusError, StoreError
-from babelmap.engine.join import join_parts
+from babelmap.engine.errors import CorpusError, ModelError, StoreError
 from babelmap.engine.lock import OutputLock
-from babelmap.engine.parts import (BadPart, describe_diff, is_tmp, parts_dir, provenance_diff, read_arrays,
-                                   read_part, reset_test_counter, write_part)
-from babelmap.engine.plan import DEFAULT_UNIT_BYTES, DEFAULT_UNIT_TOKENS, Unit, assign, plan_units
+from babelmap.engine.plan import DEFAULT_UNIT_BYTES, Unit, assign, plan_units, unit_sizes
 
 log = logging.getLogger("babelmap")
 
-COMPUTE_DTYPES = {"float32": "float32", "fp32": "float32", "bfloat16": "bfloat16", "bf16": "bfloat16",
-                  "float16": "float16", "fp16": "float16"}
+COMPUTE_DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bfloat16": "bfloat16",
+                  "bf16": "bfloat16", "float16": "float16", "fp16": "float16"}
 STORE_DTYPES = ("float16", "float32")
+WRITE_QUEUE = 2                      # finished units waiting for the writer thread, at most
+TIMEOUT_ENV = "BABELMAP_DIST_TIMEOUT"  # seconds a process waits for the others at a collective
 
 
 class _Single:
@@ -54,10 +62,30 @@ class _Single:
         pass
 
 
+def dist_timeout() -> float:
+    """Seconds a process waits for the others at a collective before it gives up."""
+    return float(os.environ.get(TIMEOUT_ENV, "1800"))
+
+
+def _check_launch() -> None:
+    """`accelerate launch --num_processes N` without `--multi_gpu` (or a config saying so)
+    starts ONE process (accelerate's simple launcher: it sets MASTER_PORT but no WORLD_SIZE).
+    Refuse, rather than silently run N times slower."""
+    e = os.environ
+    ranks = ("WORLD_SIZE", "PMI_SIZE", "OMPI_COMM_WORLD_SIZE", "MV2_COMM_WORLD_SIZE")
+    if "ACCELERATE_USE_CPU" in e and "MASTER_PORT" in e and not any(k in e for k in ranks):
+        raise StoreError("accelerate launch started one process although several were asked for (without "
+                         "--multi_gpu it runs one); give `accelerate launch --multi_gpu --num_processes N "
+                         "-m babelmap extract ...` (with --device cpu on a machine without GPUs: gloo), or "
+                         "`torchrun --nproc_per_node N -m babelmap extract ...`")
+
+
 def _state(device: str = "auto"):
-    """accelerate's PartialState: one process under plain python; under `accelerate launch` /
-    `torchrun` with N processes, N ranks (gloo on CPU: asked for with --device cpu, accelerate's
-    --cpu, or when there is no CUDA)."""
+    """accelerate's PartialState: one process under plain python; under `accelerate launch
+    --multi_gpu` / `torchrun` with N processes, N ranks (gloo on CPU: asked for with --device
+    cpu, accelerate's --cpu, or when there is no CUDA). Collectives time out after
+    $BABELMAP_DIST_TIMEOUT seconds (default 1800) instead of hanging on a dead process."""
+    _check_launch()
     try:
         from accelerate import PartialState
     except ImportError:  # pragma: no cover - accelerate is a dependency
@@ -65,7 +93,34 @@ def _state(device: str = "auto"):
     import torch
     cpu = (device == "cpu" or os.environ.get("ACCELERATE_USE_CPU", "").lower() in ("1", "true", "yes")
            or not torch.cuda.is_available())
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        return PartialState(cpu=cpu, timeout=timedelta(seconds=dist_timeout()))
     return PartialState(cpu=cpu)
+
+
+def _collective(state, what: str, fn, *args):
+    """Run a collective; a dead or stuck peer becomes one clear StoreError."""
+    if state.num_processes == 1:
+        return fn(*args) if fn is not None else None
+    try:
+        return fn(*args)
+    except Exception as e:  # noqa: BLE001 - gloo/nccl raise RuntimeError/DistBackendError
+        raise StoreError(f"process {state.process_index}: another process stopped or did not answer within "
+                         f"{dist_timeout():.0f} s while {what} ({e.__class__.__name__}: {str(e)[:200]}); "
+                         "finished parts are kept: run the same command again to resume") from None
+
+
+def _barrier(state, what: str) -> None:
+    _collective(state, what, state.wait_for_everyone)
+
+
+def _broadcast(state, obj, what: str):
+    if state.num_processes == 1:
+        return obj
+    from accelerate.utils import broadcast_object_list
+    box = [obj]
+    _collective(state, what, broadcast_object_list, box, 0)
+    return box[0]
 
 
 def _device_for(state, device: str) -> str:
@@ -77,82 +132,36 @@ def _device_for(state, device: str) -> str:
     return device
 
 
-def _present_texts(corpus: ParallelCorpus, skip_bad: bool) -> tuple[np.ndarray, list[dict]]:
-    """The mask of sentences to embed; a present but empty text is an error, or with
-    skip_bad a recorded skip."""
-    mask = corpus.mask.copy()
+def resolve_compute_dtype(dtype: str | None, device: str) -> str:
+    """`auto` (or None): bfloat16 on CUDA, float32 elsewhere."""
+    d = COMPUTE_DTYPES.get(dtype or "auto")
+    if d is None:
+        raise StoreError(f"dtype {dtype!r} is not one of {sorted(COMPUTE_DTYPES)}")
+    if d == "auto":
+        return "bfloat16" if str(device).startswith("cuda") else "float32"
+    return d
+
+
+def _scan_corpus(corpus: ParallelCorpus, skip_bad: bool) -> tuple[np.ndarray, np.ndarray, list[dict]]:
+    """(mask, characters [L, S] int64, skipped): one pass over the texts. A present but empty
+    text is an error, or with skip_bad a recorded skip."""
+    L, S = len(corpus.languages), len(corpus.sentence_ids)
+    mask = np.zeros((L, S), bool)
+    chars = np.zeros((L, S), np.int64)
     skipped = []
     for i, lang in enumerate(corpus.languages):
         for j, t in enumerate(corpus.texts[i]):
-            if t is not None and not t.strip():
+            if t is None:
+                continue
+            if not t.strip():
                 if not skip_bad:
                     raise CorpusError(f"sentence {corpus.sentence_ids[j]!r} is empty", language=lang,
                                       hint="fix the corpus, or pass --skip-bad to treat empty texts as missing")
-                mask[i, j] = False
                 skipped.append({"language": lang, "sentence": corpus.sentence_ids[j], "reason": "empty text"})
-    return mask, skipped
-
-
-def _scan(folder: Path, expected: dict, out: Path, batches: dict[str, list[Batch]],
-          n_layers: int, hidden: int, store_dtype: str) -> tuple[dict[str, list[tuple[int, int]]], list[Path], int]:
-    """Finished batch ranges per language from the parts in `folder`, and the files to
-    remove (damaged parts, stale temporaries, overlapping parts). Parts of another run raise."""
-    done: dict[str, list[tuple[int, int]]] = {}
-    remove: list[Path] = []
-    kept = 0
-    if not folder.is_dir():
-        return done, remove, kept
-    for path in sorted(folder.iterdir()):
-        if is_tmp(path):
-            remove.append(path)
-            continue
-        if path.suffix != ".h5":
-            continue
-        try:
-            part = read_part(path)
-            diffs = provenance_diff(part.attrs, expected)
-            if diffs:
-                raise StoreError(describe_diff(f"part {path}", diffs, out))
-            lang, (a, b) = part.lang, part.batch_range
-            if lang not in batches or not (0 <= a < b <= len(batches[lang])):
-                raise BadPart(f"{path.name}: unit {lang}#b{a}-{b} is not in this run's plan")
-            sent, _, _ = read_arrays(part, n_layers, hidden, store_dtype)
-            want = np.concatenate([bt.sentences for bt in batches[lang][a:b]])
-            if not np.array_equal(sent, want):
-                raise BadPart(f"{path.name}: its sentences differ from unit {lang}#b{a}-{b}")
-            if any(not (b2 <= a or b <= a2) for a2, b2 in done.get(lang, [])):
-                raise BadPart(f"{path.name}: overlaps another finished part")
-        except BadPart as e:
-            log.warning("redoing a damaged part: %s", e)
-            remove.append(path)
-            continue
-        done.setdefault(lang, []).append((a, b))
-        kept += 1
-    return done, remove, kept
-
-
-def _finished_parts(state, folder: Path, provenance: dict, out: Path, batches: dict[str, list[Batch]],
-                    K: int, H: int, store_dtype: str) -> tuple[dict[str, list[tuple[int, int]]], int]:
-    """Finished batch ranges per language and how many parts hold them. The main process
-    reads and verifies the parts, removes damaged ones and stale temporaries, and sends the
-    outcome (or the refusal) to every process, so all plan the same remaining work."""
-    result: tuple = ()
-    if state.is_main_process:
-        try:
-            done, remove, kept = _scan(folder, provenance, out, batches, K, H, store_dtype)
-            for p in remove:
-                p.unlink(missing_ok=True)
-            result = ("ok", done, kept)
-        except StoreError as e:
-            result = ("error", str(e))
-    if state.num_processes > 1:
-        from accelerate.utils import broadcast_object_list
-        box = [result]
-        broadcast_object_list(box, from_process=0)
-        result = box[0]
-    if result[0] == "error":
-        raise StoreError(result[1])
-    return result[1], result[2]
+                continue
+            mask[i, j] = True
+            chars[i, j] = len(t)
+    return mask, chars, skipped
 
 
 def _existing_store(out: Path, expected: dict) -> bool:
@@ -160,6 +169,7 @@ def _existing_store(out: Path, expected: dict) -> bool:
     is another run's store."""
     if not out.exists():
         return False
+    from babelmap.engine.parts import describe_diff, provenance_diff
     from babelmap.engine.store import open_store
     try:
         with open_store(out) as st:
@@ -172,27 +182,69 @@ def _existing_store(out: Path, expected: dict) -> bool:
     return True
 
 
+def check_out(out: Path, overwrite: bool = False) -> None:
+    """`--out` must name a store file, never a folder (not even with --overwrite)."""
+    if Path(out).is_dir():
+        raise StoreError(f"--out {out} is a folder; give a file name for the store, e.g. {Path(out) / 'store.h5'}"
+                         + (" (--overwrite never removes a folder)" if overwrite else ""))
+
+
+def parse_layers(spec: str | Sequence[int] | None, K: int) -> list[int] | None:
+    """Hidden-state ids to keep from `--layers 0,6,12` (negative counts from the end);
+    None keeps all K."""
+    if spec is None or spec == "" or (not isinstance(spec, str) and len(spec) == 0):
+        return None
+    items = spec.split(",") if isinstance(spec, str) else list(spec)
+    out = []
+    for x in items:
+        try:
+            k = int(str(x).strip())
+        except ValueError:
+            raise ModelError(f"--layers wants comma-separated hidden-state numbers, got {spec!r}") from None
+        k = k + K if k < 0 else k
+        if not 0 <= k < K:
+            raise ModelError(f"--layers: hidden state {x} does not exist; this model has {K} (0..{K - 1}, "
+                             "0 = the embedding output)")
+        if k not in out:
+            out.append(k)
+    return sorted(out) if sorted(out) != list(range(K)) else None
+
+
 def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *, pooling: str | None = None,
-            dtype: str = "float32", store_dtype: str = "float16", device: str = "auto",
+            dtype: str | None = "auto", store_dtype: str = "float16", device: str = "auto",
             max_length: int | None = None, token_budget: int | None = None, prefix: str | None = None,
             progress: bool = True, skip_bad: bool = False, overwrite: bool = False, keep_parts: bool = False,
-            unit_tokens: int = DEFAULT_UNIT_TOKENS) -> Path:
-    """Embed every present sentence of every language of `corpus` at every hidden state and
-    write the store `out`. Works as one process and under `accelerate launch` (each process
-    takes a token-balanced share of the units; the main process joins). Resumes from the
-    finished parts of an interrupted run of the same command. Returns the store path.
+            layers: str | Sequence[int] | None = None, unit_sentences: int | None = None,
+            tokenizer_threads: int | None = None, release_texts: bool = False) -> Path:
+    """Embed every present sentence of every language of `corpus` at every hidden state (or
+    the `layers` kept) and write the store `out`. Works as one process and under `torchrun` /
+    `accelerate launch --multi_gpu` (each process takes a share of the units; the main
+    process joins). Resumes from the finished parts of an interrupted run of the same
+    command. Returns the store path.
 
     `model`: a model id or checkpoint folder (None: the embedded default), or a LoadedModel.
-    `dtype`: forward precision (float32, bfloat16, float16); pooling is always fp32.
+    `dtype`: forward precision; "auto" = bfloat16 on CUDA, float32 on CPU; pooling is fp32.
     `store_dtype`: float16 (default) or float32. `token_budget`: padded tokens per batch.
+    `layers`: hidden-state ids to keep ("0,6,12"). `unit_sentences`: sentences per unit
+    (default from the budget and memory; tests use small units to exercise several).
     `overwrite`: discard an existing store and parts. `keep_parts`: leave `<out>.parts/`.
+    `release_texts`: once the work is planned, drop from `corpus.texts` the languages outside
+    this process's share (the CLI does, so each rank holds only its share; `corpus` is then
+    spent).
     """
     out = Path(out)
     if store_dtype not in STORE_DTYPES:
         raise StoreError(f"store dtype {store_dtype!r} is not one of {STORE_DTYPES}")
-    if dtype not in COMPUTE_DTYPES:
+    if (dtype or "auto") not in COMPUTE_DTYPES:
         raise StoreError(f"dtype {dtype!r} is not one of {sorted(COMPUTE_DTYPES)}")
-    compute_dtype = COMPUTE_DTYPES[dtype]
+    if token_budget is not None and int(token_budget) < 1:
+        raise StoreError(f"--token-budget must be a positive number of padded tokens per batch, got {token_budget}")
+    if max_length is not None and int(max_length) < 1:
+        raise StoreError(f"--max-length must be a positive number of tokens, got {max_length}")
+    for name, v in (("--tokenizer-threads", tokenizer_threads), ("--unit-sentences", unit_sentences)):
+        if v is not None and int(v) < 1:
+            raise StoreError(f"{name} must be at least 1, got {v}")
+    check_out(out, overwrite)
     if not corpus.languages or not corpus.sentence_ids:
         raise CorpusError(f"corpus {corpus.name} is empty ({len(corpus.languages)} languages, "
                           f"{len(corpus.sentence_ids)} sentences)")
@@ -202,192 +254,380 @@ def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *
     if lock is not None:
         lock.acquire()
     try:
-        state.wait_for_everyone()
-        return _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device, max_length,
-                    token_budget, prefix, progress, skip_bad, overwrite, keep_parts, unit_tokens)
+        _barrier(state, "starting")
+        return _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget,
+                    prefix, progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
+                    release_texts)
     finally:
         if lock is not None:
             lock.release()
 
 
-def _run(state, corpus, out, model, pooling, compute_dtype, store_dtype, device, max_length, token_budget,
-         prefix, progress, skip_bad, overwrite, keep_parts, unit_tokens) -> Path:
+@dataclass
+class _Share:
+    """What a process keeps of the corpus once the work is planned: its units' texts only."""
+
+    texts: dict[int, list]     # language index -> texts (only the languages of this share)
+    languages: list[str]
+
+
+def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget, prefix,
+         progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
+         release_texts) -> Path:
+    from babelmap.engine.parts import parts_dir
     main = state.is_main_process
     folder = parts_dir(out)
     t0 = time.perf_counter()
-    reset_test_counter()
     if main:
         if overwrite:
             if out.exists():
                 out.unlink()
             shutil.rmtree(folder, ignore_errors=True)
+            shards = out.with_name(out.name + ".shards")
+            if shards.is_dir():
+                shutil.rmtree(shards, ignore_errors=True)
         for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a join killed midway (we hold the lock)
             stale.unlink(missing_ok=True)
-    state.wait_for_everyone()
+    _barrier(state, "clearing the output")
 
-    # 1. model, token counts, batches (identical on every process)
-    if hasattr(model, "embed") and hasattr(model, "token_counts"):
+    # 1. model, settings, provenance, plan (identical on every process)
+    dev = _device_for(state, device)
+    if hasattr(model, "embed") and hasattr(model, "tokenizer"):
         lm = model
+        compute_dtype = str(getattr(lm, "dtype", "float32")).replace("torch.", "")
     else:
         from babelmap.engine.models import load_model
-        lm = load_model(model, device=_device_for(state, device), dtype=compute_dtype, prefix=prefix)
+        from babelmap.engine.models.loading import resolve_device
+        compute_dtype = resolve_compute_dtype(dtype, str(resolve_device(dev)))
+        lm = load_model(model, device=dev, dtype=compute_dtype, prefix=prefix)
     if max_length is not None:
+        if int(max_length) > int(lm.max_length):
+            raise ModelError(f"--max-length {max_length}: model {lm.name} reads at most {lm.max_length} tokens")
         lm.max_length = int(max_length)
     pool = pooling or lm.default_pooling
     budget = int(token_budget or default_token_budget(str(getattr(lm, "device", "cpu"))))
     K, H = int(lm.num_hidden_states), int(lm.hidden_size)
-    mask, skipped_here = _present_texts(corpus, skip_bad)
-    provenance = {"model": str(lm.name), "model_fingerprint": str(lm.fingerprint), "pooling": str(pool),
+    kept = parse_layers(layers, K)
+    Kp = len(kept) if kept else K
+    mask, chars, skipped_here = _scan_corpus(corpus, skip_bad)
+    provenance = {"model": str(lm.name), "model_revision": str(getattr(lm, "revision", "") or ""),
+                  "model_fingerprint": str(lm.fingerprint), "pooling": str(pool),
                   "dtype": store_dtype, "compute_dtype": compute_dtype, "max_length": int(lm.max_length),
                   "prefix": str(lm.prefix or ""), "corpus_name": corpus.name,
-                  "corpus_fingerprint": corpus.fingerprint(), "token_budget": budget}
+                  "corpus_fingerprint": corpus.fingerprint(), "token_budget": budget,
+                  "layers": json.dumps(kept) if kept else ""}
+    if hasattr(corpus, "provenance"):
+        provenance.update({str(k): v for k, v in dict(corpus.provenance()).items()})
     if _existing_store(out, provenance):
         if main:
             log.warning("%s is already complete for this model and corpus; nothing to do "
                         "(--overwrite to redo it)", out)
             if not keep_parts:
                 shutil.rmtree(folder, ignore_errors=True)
-        state.wait_for_everyone()
+        _barrier(state, "finishing")
         return out
 
-    t_count = time.perf_counter()
-    ntok_all = _count_tokens(lm, corpus, mask, state, progress)
-    t_count = time.perf_counter() - t_count
-    batches: dict[str, list[Batch]] = {
-        lang: make_batches(np.flatnonzero(mask[i]), ntok_all[i, mask[i]], budget)
-        for i, lang in enumerate(corpus.languages)}
+    row_bytes = Kp * H * np.dtype(store_dtype).itemsize
+    target, cap = unit_sizes(budget, row_bytes, DEFAULT_UNIT_BYTES, unit_sentences)
+    units = plan_units(corpus.languages, mask, chars, target=target, cap=cap)
 
-    # 2. finished parts: the main process verifies them (before anyone writes) and tells the others
-    done, kept = _finished_parts(state, folder, provenance, out, batches, K, H, store_dtype)
-    if main and kept:
-        log.warning("resuming: %d finished parts kept in %s", kept, folder)
+    # 2. finished parts: the main process lists them (before anyone writes) and tells the others
+    done = _finished(state, folder, provenance, out, units)
+    if main and done:
+        log.warning("resuming: %d finished parts kept in %s", len(done), folder)
 
-    # 3. plan, share out, embed
-    unit_sentences = max(1, DEFAULT_UNIT_BYTES // max(1, K * H * np.dtype(store_dtype).itemsize))
-    units = plan_units(corpus.languages, {l: [b.cost for b in bs] for l, bs in batches.items()},
-                       {l: [len(b) for b in bs] for l, bs in batches.items()}, done,
-                       num_processes=state.num_processes, unit_tokens=unit_tokens, unit_sentences=unit_sentences)
-    mine = assign(units, state.num_processes)[state.process_index]
-    part_attrs = dict(provenance)
-    times = {"count": t_count}
-    written = _embed_units(lm, corpus, mine, batches, ntok_all, pool, K, H, store_dtype, folder, part_attrs,
-                           state, progress, times)
+    # 3. share out, keep only this share's texts, embed
+    todo = [u for u in units if u.uid not in done]
+    mine = assign(todo, state.num_processes)[state.process_index]
+    need = sorted({i for u in mine for i in u.languages})
+    share = _Share({i: corpus.texts[i] for i in need}, list(corpus.languages))
+    meta = dict(languages=list(corpus.languages), sentence_ids=list(corpus.sentence_ids),
+                documents=getattr(corpus, "documents", None), skipped=list(corpus.skipped) + skipped_here,
+                name=corpus.name)
+    log.info("process %d: %d of %d units, texts of %d of %d languages kept", state.process_index, len(mine),
+             len(units), len(need), len(corpus.languages))
+    if release_texts:
+        for i in range(len(corpus.texts)):
+            if i not in share.texts:
+                corpus.texts[i] = []
+    corpus = None  # noqa: F841 - this frame no longer needs the corpus
+    times: dict[str, float] = {}
+    written, n_sent, n_tok = _embed_units(lm, share, mine, pool, kept, store_dtype, folder, provenance,
+                                          budget, state, progress, times, tokenizer_threads)
     log.info("process %d wrote %d parts (%d sentences, %d tokens; seconds: %s)", state.process_index, written,
-             sum(u.n_sentences for u in mine), sum(int(ntok_all[u.lang_index, np.concatenate(
-                 [b.sentences for b in batches[u.lang][u.batch_start:u.batch_stop]])].sum()) for u in mine),
-             ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
-    state.wait_for_everyone()
+             n_sent, n_tok, ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+    _test_die_hook(state)
+    _barrier(state, "waiting for every process to finish its units")
 
-    # 4. join
+    # 4. join by reference
     if main:
+        from babelmap.engine.join import join_parts
         attrs = dict(provenance)
-        attrs["skipped"] = json.dumps(list(corpus.skipped) + skipped_here, ensure_ascii=False, default=str)
+        attrs["skipped"] = json.dumps(meta["skipped"], ensure_ascii=False, default=str)
         attrs["skip_bad"] = bool(skip_bad)
         t_join = time.perf_counter()
-        join_parts(folder, out, languages=corpus.languages, sentence_ids=corpus.sentence_ids, mask=mask,
-                   provenance=provenance, n_layers=K, hidden=H, store_dtype=store_dtype, attrs=attrs,
-                   progress=progress)
+        join_parts(folder, out, languages=meta["languages"], sentence_ids=meta["sentence_ids"], mask=mask,
+                   provenance=provenance, n_layers=Kp, hidden=H, store_dtype=store_dtype, attrs=attrs,
+                   layers=kept, documents=meta["documents"], progress=progress)
         log.info("joined %s in %.2f s", out.name, time.perf_counter() - t_join)
         if not keep_parts:
             shutil.rmtree(folder, ignore_errors=True)
         log.info("wrote %s in %.1f s", out, time.perf_counter() - t0)
-    state.wait_for_everyone()
+    _barrier(state, "joining")
     return out
 
 
-def _count_tokens(lm, corpus: ParallelCorpus, mask: np.ndarray, state, progress: bool) -> np.ndarray:
-    """int32 [L, S] token counts of the present sentences (the tokenizer's cheap pass, with
-    the model's truncation). With several processes each counts every N-th language and the
-    counts are exchanged, so every process ends up with the same complete table."""
-    from tqdm.auto import tqdm
-    n, rank = state.num_processes, state.process_index
-    mine = []
-    for i in tqdm(range(rank, len(corpus.languages), n), desc="count tokens", unit="lang",
-                  disable=not (progress and state.is_main_process), leave=False):
-        lang = corpus.languages[i]
-        pos = np.flatnonzero(mask[i])
-        texts = [corpus.texts[i][j] for j in pos]
-        counts = np.asarray(lm.token_counts(texts, lang), np.int32) if texts else np.zeros(0, np.int32)
-        mine.append((i, counts))
-    if n > 1:
-        from accelerate.utils import gather_object
-        mine = gather_object(mine)
-    ntok = np.zeros(mask.shape, np.int32)
-    for i, counts in mine:
-        ntok[i, mask[i]] = counts
-    if len({i for i, _ in mine}) != len(corpus.languages):
-        raise StoreError("token counts are missing for some languages (a process did not report)")
-    return ntok
+def _test_die_hook(state) -> None:
+    """Test hook: `BABELMAP_TEST_DIE_RANK=r` SIGKILLs process r after its units, before the
+    final barrier (a process that dies while the others wait)."""
+    r = os.environ.get("BABELMAP_TEST_DIE_RANK")
+    if r is not None and int(r) == state.process_index and state.num_processes > 1:
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
-def _embed_units(lm, corpus: ParallelCorpus, units: list[Unit], batches: dict[str, list[Batch]],
-                 ntok_all: np.ndarray, pool: str, K: int, H: int, store_dtype: str, folder: Path,
-                 part_attrs: dict, state, progress: bool, times: dict | None = None) -> int:
-    """Embed this process's units and write one part each; returns the number written.
-    The next batch is tokenized in a helper thread while the model runs the current one (the
-    Rust tokenizer releases the GIL), so on a GPU tokenization hides behind the forward.
-    `times` gets the seconds spent waiting for tokenization, in the model (forward + pooling
-    + copy to the host), and writing parts."""
-    from concurrent.futures import ThreadPoolExecutor
+def _same_blocks(info, unit: Unit) -> bool:
+    """A finished part's recorded blocks equal the planned unit's blocks."""
+    got = list(getattr(info, "blocks", []))
+    if len(got) != len(unit.blocks):
+        return False
+    for (lang, start, stop, sentences), b in zip(got, unit.blocks):
+        if (str(lang), int(start), int(stop)) != (b.lang, b.start, b.stop):
+            return False
+        if not np.array_equal(np.asarray(sentences, np.int64), b.sentences):
+            return False
+    return True
 
-    from tqdm.auto import tqdm
+
+def _finished(state, folder: Path, provenance: dict, out: Path, units: list[Unit]) -> set[str]:
+    """uids of the planned units whose parts are finished. The main process reads the parts'
+    records (engine.parts.finished_units: attributes only), removes parts that match no
+    planned unit, and sends the outcome (or the refusal) to every process."""
+    result: tuple = ()
+    if state.is_main_process:
+        try:
+            from babelmap.engine.parts import finished_units
+            found = finished_units(folder, provenance, out)
+            plan = {u.uid: u for u in units}
+            done = set()
+            for uid, info in found.items():
+                if uid in plan and _same_blocks(info, plan[uid]):
+                    done.add(uid)
+                else:
+                    log.warning("redoing: part %s is not a unit of this run's plan", Path(info.path).name)
+                    Path(info.path).unlink(missing_ok=True)
+            result = ("ok", done)
+        except StoreError as e:
+            result = ("error", str(e))
+    result = _broadcast(state, result, "reading the finished parts")
+    if result[0] == "error":
+        raise StoreError(result[1])
+    return result[1]
+
+
+# -- the loop -------------------------------------------------------------------------------
+@dataclass
+class _Prepared:
+    """A unit tokenized, sorted and collated, ready for the model."""
+
+    unit: Unit
+    n_tokens: np.ndarray            # int32 [n], unit order
+    batches: list                   # [(SortedBatch, tensors dict, rows tensor)]
+
+
+def _prepare(lm, share: _Share, unit: Unit, budget: int, pin: bool, lock: threading.Lock | None) -> _Prepared:
+    """One tokenization pass over the unit (per block: its language), one length sort across
+    all its languages, padding-capped batches, collated (pinned on CUDA)."""
     import torch
+    ids: list[list[int]] = []
+    for b in unit.blocks:
+        texts = [share.texts[b.lang_index][j] for j in b.sentences]
+        if lock is not None:
+            with lock:
+                ids.extend(token_ids(lm, texts, b.lang))
+        else:
+            ids.extend(token_ids(lm, texts, b.lang))
+    lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
+    batches = []
+    for sb in sort_batches(lengths, budget):
+        enc = collate(ids, sb.rows, sb.width, lm.tokenizer, pin=pin)
+        rows = torch.from_numpy(sb.rows)
+        batches.append((sb, enc, rows.pin_memory() if pin else rows))
+    return _Prepared(unit, lengths, batches)
 
-    def encode(unit: Unit, b: Batch):
-        return lm.tokenize([corpus.texts[unit.lang_index][j] for j in b.sentences], unit.lang)
 
-    queue = [(u, b) for u in units for b in batches[u.lang][u.batch_start:u.batch_stop]]
-    ahead = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelmap-tokenize")
-    nxt = ahead.submit(encode, *queue[0]) if queue else None
-    k = 0
+def _embed_fn(lm, pool: str, kept: list[int] | None, out_dtype):
+    """batch -> [B, K', H] on the device in the stored dtype; uses LoadedModel.embed's
+    `out_dtype`/`layers` when it has them, else selects and casts here (still on the device)."""
+    import torch
+    try:
+        params = inspect.signature(lm.embed).parameters
+    except (TypeError, ValueError):
+        params = {}
+    native = "out_dtype" in params and "layers" in params
 
+    def run(enc):
+        if native:
+            pooled = lm.embed(enc, pool, out_dtype=out_dtype, layers=kept)
+        else:
+            pooled = lm.embed(enc, pool)
+            if not isinstance(pooled, torch.Tensor):
+                pooled = torch.as_tensor(np.asarray(pooled))
+            if kept is not None:
+                pooled = pooled[:, kept]
+        return pooled.to(out_dtype)
+    return run
+
+
+class _Writer:
+    """Writes finished units on a thread (hashing, HDF5, fsync off the model's path), from a
+    bounded queue so memory stays bounded. The first error stops the run with its message."""
+
+    def __init__(self, folder: Path, attrs: dict, depth: int = WRITE_QUEUE):
+        self.folder, self.attrs = folder, attrs
+        self.q: queue.Queue = queue.Queue(maxsize=depth)
+        self.error: BaseException | None = None
+        self.written, self.seconds = 0, 0.0
+        self.thread = threading.Thread(target=self._loop, name="babelmap-writer", daemon=True)
+        self.thread.start()
+
+    def _loop(self) -> None:
+        from babelmap.engine.parts import Block, write_part
+        while True:
+            job = self.q.get()
+            if job is None:
+                return
+            if self.error is not None:
+                continue  # drain: the model thread must never block on a dead writer
+            try:
+                t0 = time.perf_counter()
+                unit, host, event, ntok = job
+                if event is not None:
+                    event.synchronize()
+                arr = host.numpy()
+                blocks, at = [], 0
+                for b in unit.blocks:
+                    n = len(b)
+                    blocks.append(Block(lang=b.lang, lang_index=b.lang_index, start=b.start, stop=b.stop,
+                                        sentences=b.sentences, n_tokens=ntok[at:at + n],
+                                        emb=np.ascontiguousarray(arr[at:at + n].transpose(1, 0, 2))))
+                    at += n
+                write_part(self.folder, unit.uid, blocks, self.attrs)
+                self.written += 1
+                self.seconds += time.perf_counter() - t0
+            except BaseException as e:  # noqa: BLE001 - reported on the model thread
+                self.error = e
+
+    def check(self) -> None:
+        if self.error is not None:
+            e = self.error
+            if isinstance(e, (StoreError, CorpusError, ModelError)):
+                raise e
+            raise StoreError(f"writing a part in {self.folder} failed ({e.__class__.__name__}: {e}); "
+                             "finished parts are kept: run the same command again to resume") from None
+
+    def put(self, job) -> None:
+        while True:
+            self.check()
+            try:
+                self.q.put(job, timeout=0.2)
+                return
+            except queue.Full:
+                continue
+
+    def close(self, wait: bool = True) -> None:
+        if self.thread.is_alive():
+            while True:
+                try:
+                    self.q.put(None, timeout=0.2)
+                    break
+                except queue.Full:
+                    if not self.thread.is_alive():
+                        break
+            if wait:
+                self.thread.join()
+        self.check()
+
+
+def default_tokenizer_threads(device_type: str, family: str) -> int:
+    """Tokenizer threads: on CUDA enough to keep up with the GPU (the cores of this process's
+    share of the machine, up to 8); on CPU one (the model needs the cores); encoder-decoders
+    one (their tokenizer's source language is shared state)."""
+    if device_type != "cuda" or family == "encoder-decoder":
+        return 1
+    local = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+    return max(1, min(8, (os.cpu_count() or 2) // max(1, local) - 1))
+
+
+def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int] | None, store_dtype: str,
+                 folder: Path, attrs: dict, budget: int, state, progress: bool, times: dict,
+                 tokenizer_threads: int | None) -> tuple[int, int, int]:
+    """Embed this process's units, one part each; returns (parts, sentences, tokens).
+
+    Units are tokenized and collated ahead by a thread pool; the model thread only runs
+    forwards, pools and casts on the device, scatters rows back into unit order on the
+    device, and copies each finished unit once into a pinned host buffer (non-blocking);
+    the writer thread waits for that copy and writes. `times` gets where the time went."""
+    import torch
+    from tqdm.auto import tqdm
+
+    dev = torch.device(getattr(lm, "device", "cpu"))
+    cuda = dev.type == "cuda"
+    out_dtype = {"float16": torch.float16, "float32": torch.float32}[store_dtype]
+    H = int(lm.hidden_size)
+    Kp = len(kept) if kept else int(lm.num_hidden_states)
+    family = getattr(lm, "family", "encoder")
+    n_threads = tokenizer_threads or default_tokenizer_threads(dev.type, family)
+    tok_lock = threading.Lock() if family == "encoder-decoder" else None
+    embed = _embed_fn(lm, pool, kept, out_dtype)
     total = sum(u.n_sentences for u in units)
     rank = state.process_index
-    bar = tqdm(total=total, unit="sent", desc=f"extract [{rank + 1}/{state.num_processes}]",
-               position=rank, disable=not progress, dynamic_ncols=True, leave=state.is_main_process)
-    tokens, t_start, written = 0, time.perf_counter(), 0
-    t_tok = t_model = t_write = 0.0
+    bar = tqdm(total=total, unit="sent", desc=f"extract [{rank + 1}/{state.num_processes}]", position=rank,
+               disable=not progress, dynamic_ncols=True, leave=state.is_main_process)
+    pool_ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="babelmap-tokenize")
+    writer = _Writer(folder, attrs)
+    ahead = n_threads + 1
+    futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock) for u in units[:ahead]]
+    t_wait = t_model = 0.0
+    n_batches, n_tok, n_sent = 0, 0, 0
+    t_start = time.perf_counter()
     try:
-        for unit in units:
-            i = unit.lang_index
-            unit_batches = batches[unit.lang][unit.batch_start:unit.batch_stop]
-            sentences = np.concatenate([b.sentences for b in unit_batches])
-            emb = np.empty((K, len(sentences), H), dtype=store_dtype)
-            at = 0
-            for b in unit_batches:
+        with torch.inference_mode():
+            for k, unit in enumerate(units):
                 t0 = time.perf_counter()
-                assert queue[k][1] is b
-                enc = nxt.result()
-                k += 1
-                if k < len(queue):
-                    nxt = ahead.submit(encode, *queue[k])
+                prep = futures[k].result()
+                futures[k] = None  # release
+                if k + ahead < len(units):
+                    futures.append(pool_ex.submit(_prepare, lm, share, units[k + ahead], budget, cuda, tok_lock))
                 t1 = time.perf_counter()
-                pooled = lm.embed(enc, pool)
-                if isinstance(pooled, torch.Tensor):
-                    pooled = pooled.detach().to("cpu", torch.float32).numpy()
-                t2 = time.perf_counter()
-                t_tok, t_model = t_tok + t1 - t0, t_model + t2 - t1
-                emb[:, at:at + len(b), :] = np.asarray(pooled, np.float32).transpose(1, 0, 2)
-                at += len(b)
-                tokens += int(ntok_all[i, b.sentences].sum())
+                t_wait += t1 - t0
+                n = unit.n_sentences
+                out_dev = torch.empty((n, Kp, H), dtype=out_dtype, device=dev)
+                for sb, enc, rows in prep.batches:
+                    pooled = embed(enc)
+                    out_dev.index_copy_(0, rows.to(dev, non_blocking=True), pooled)
+                    n_batches += 1
+                    n_tok += sb.tokens
+                    n_sent += len(sb)
+                    bar.update(len(sb))
+                if cuda:
+                    host = torch.empty((n, Kp, H), dtype=out_dtype, pin_memory=True)
+                    host.copy_(out_dev, non_blocking=True)
+                    event = torch.cuda.Event()
+                    event.record()
+                else:
+                    host, event = out_dev, None
+                t_model += time.perf_counter() - t1
                 dt = max(1e-9, time.perf_counter() - t_start)
-                bar.set_postfix_str(f"{unit.lang}, {tokens / dt:,.0f} tok/s", refresh=False)
-                bar.update(len(b))
-            attrs = dict(part_attrs, language=unit.lang, language_index=unit.lang_index, unit=unit.uid,
-                         batch_start=unit.batch_start, batch_stop=unit.batch_stop,
-                         sentence_first=int(sentences.min()), sentence_last=int(sentences.max()))
-            t0 = time.perf_counter()
-            try:
-                write_part(folder, unit.filename, sentences, ntok_all[i, sentences], emb, attrs)
-            except OSError as e:
-                what = "the disk is full" if e.errno == errno.ENOSPC else f"writing failed ({e})"
-                raise StoreError(f"cannot write part {folder / unit.filename}: {what}. Finished parts "
-                                 f"are kept; free space and run the same command again to resume") from None
-            t_write += time.perf_counter() - t0
-            written += 1
+                bar.set_postfix_str(f"{n_tok / dt:,.0f} tok/s", refresh=False)
+                writer.put((unit, host, event, prep.n_tokens))
+                del out_dev, prep
     finally:
-        ahead.shutdown(wait=True, cancel_futures=True)
-        bar.close()
-        if times is not None:
-            times.update(tokenize=t_tok, model=t_model, write=t_write)
-    return written
+        pool_ex.shutdown(wait=True, cancel_futures=True)
+        t_close = time.perf_counter()
+        try:
+            writer.close(wait=True)
+        finally:
+            bar.close()
+            times.update(tokenize_wait=t_wait, model=t_model, writer=writer.seconds,
+                         writer_wait=time.perf_counter() - t_close, batches=float(n_batches))
+    return writer.written, n_sent, n_tok

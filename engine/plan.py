@@ -1,128 +1,134 @@
-"""Units of work and their assignment to processes, balanced by tokens.
+"""Units of work, formed from the corpus alone, and their assignment to processes.
 
-A unit is a contiguous range of one language's length-sorted batches (engine.batching):
-a whole language, or a piece of it when the language is larger than a fair share of the
-remaining work (or than the per-unit caps that bound memory and the work a kill can lose).
-Because units are cut on batch boundaries, splitting never changes what the model computes
-for a sentence, so the store does not depend on the number of processes.
+A unit is a deterministic group of *blocks*; a block is one language's contiguous range of
+corpus sentence positions [start, stop) (a whole language, or a piece of a big one). Small
+languages are packed together until a unit holds `target` sentences (enough to sort well
+across languages); a language above `cap` sentences (the pooled output one unit may hold in
+memory) is cut into equal pieces. Units depend on the corpus mask and the two sizes only,
+never on the number of processes, so a store never depends on how many processes ran.
 
-Units are assigned to processes greedily, largest first, to the least loaded process
-(LPT scheduling), by padded tokens, not by language count.
+Units are assigned to processes greedily, largest first, to the least loaded process (LPT
+scheduling), weighed by characters (a proxy for tokens known before tokenizing).
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import re
 from dataclasses import dataclass
-from typing import Mapping, Sequence
+from typing import Sequence
 
-DEFAULT_UNIT_TOKENS = 1_000_000      # padded tokens per unit at most (bounds work lost to a kill)
-DEFAULT_UNIT_BYTES = 256 << 20       # pooled output of one unit held in memory at most
+import numpy as np
+
+DEFAULT_UNIT_BYTES = 512 << 20       # pooled output of one unit held in memory at most
+MIN_UNIT_SENTENCES = 2048            # a unit smaller than this sorts poorly across lengths
+
+
+@dataclass(frozen=True)
+class PlannedBlock:
+    """Language `lang` (index `lang_index`), sentence positions [start, stop), of which
+    `sentences` (ascending) are present."""
+
+    lang: str
+    lang_index: int
+    start: int
+    stop: int
+    sentences: np.ndarray  # int64 [n]
+
+    def __len__(self) -> int:
+        return int(self.sentences.shape[0])
+
+    def key(self) -> tuple:
+        """What a finished part must record for this block to count as done."""
+        return (self.lang, self.start, self.stop, self.sentences.tobytes())
 
 
 @dataclass(frozen=True)
 class Unit:
-    """Batches [batch_start, batch_stop) of language `lang` (index `lang_index`)."""
+    """Blocks embedded together (one tokenization pass, one length sort, mixed batches)."""
 
-    lang: str
-    lang_index: int
-    batch_start: int
-    batch_stop: int
-    cost: int
-    n_sentences: int
+    uid: str
+    blocks: tuple[PlannedBlock, ...]
+    cost: int                 # characters of its present sentences (for balancing)
 
     @property
-    def uid(self) -> str:
-        return f"{self.lang}#b{self.batch_start}-{self.batch_stop}"
+    def n_sentences(self) -> int:
+        return sum(len(b) for b in self.blocks)
 
     @property
-    def filename(self) -> str:
-        """A file-system-safe, collision-free part file name."""
-        safe = re.sub(r"[^A-Za-z0-9_.-]", "_", self.lang)
-        tag = hashlib.sha1(self.lang.encode("utf-8")).hexdigest()[:6]
-        return f"{safe}.{tag}.b{self.batch_start:06d}-{self.batch_stop:06d}.h5"
+    def languages(self) -> list[int]:
+        return sorted({b.lang_index for b in self.blocks})
 
 
-def _runs(n_batches: int, done: Sequence[tuple[int, int]]) -> list[tuple[int, int]]:
-    """Maximal ranges of [0, n_batches) not covered by the `done` ranges."""
-    covered = [False] * n_batches
-    for a, b in done:
-        for i in range(a, b):
-            covered[i] = True
-    runs, i = [], 0
-    while i < n_batches:
-        if covered[i]:
-            i += 1
+def unit_sizes(token_budget: int, row_bytes: int, unit_bytes: int = DEFAULT_UNIT_BYTES,
+               unit_sentences: int | None = None) -> tuple[int, int]:
+    """(target, cap) sentences per unit. `cap` bounds the pooled output in memory
+    (`row_bytes` per sentence); `target` is a few dozen batches of short sentences, so a
+    unit sorts well. `unit_sentences` (tests, tuning) sets both."""
+    if unit_sentences is not None:
+        if unit_sentences < 1:
+            raise ValueError(f"unit sentences must be positive, got {unit_sentences}")
+        return unit_sentences, unit_sentences
+    cap = max(1, unit_bytes // max(1, row_bytes))
+    target = min(cap, max(MIN_UNIT_SENTENCES, token_budget // 2))
+    return target, cap
+
+
+def plan_units(languages: Sequence[str], mask: np.ndarray, chars: np.ndarray | None = None, *,
+               target: int = MIN_UNIT_SENTENCES, cap: int | None = None) -> list[Unit]:
+    """The units of a corpus with presence `mask` [L, S] (and character counts `chars` [L, S]
+    for the cost; sentence counts when None): languages in order, each a block or, above
+    `cap` sentences, equal pieces; consecutive blocks packed until a unit reaches `target`
+    sentences, never above `cap`."""
+    mask = np.asarray(mask, bool)
+    L, S = mask.shape
+    cap = max(1, cap or max(target, 1))
+    target = max(1, min(target, cap))
+    blocks: list[PlannedBlock] = []
+    for i, lang in enumerate(languages):
+        pos = np.flatnonzero(mask[i]).astype(np.int64)
+        if pos.size == 0:
             continue
-        j = i
-        while j < n_batches and not covered[j]:
-            j += 1
-        runs.append((i, j))
-        i = j
-    return runs
+        pieces = math.ceil(pos.size / cap)
+        cuts = [round(k * pos.size / pieces) for k in range(pieces + 1)]
+        for k in range(pieces):
+            a, b = cuts[k], cuts[k + 1]
+            start = 0 if k == 0 else int(pos[a])
+            stop = S if k == pieces - 1 else int(pos[b])
+            blocks.append(PlannedBlock(lang, i, start, stop, pos[a:b]))
 
+    def cost(b: PlannedBlock) -> int:
+        return int(chars[b.lang_index, b.sentences].sum()) if chars is not None else len(b)
 
-def _split(costs: Sequence[int], sizes: Sequence[int], a: int, b: int, cap_cost: int,
-           cap_n: int | None) -> list[tuple[int, int]]:
-    """Cut batches [a, b) into ranges of about equal cost, none above `cap_cost` tokens or
-    `cap_n` sentences unless it is a single batch: cuts at the batch boundaries nearest to
-    the ideal equal-cost boundaries, then any range still over a cap cut greedily."""
-    total, n = sum(costs[a:b]), sum(sizes[a:b])
-    pieces = max(1, math.ceil(total / cap_cost) if total else 1, math.ceil(n / cap_n) if cap_n else 1)
-    pieces = min(pieces, b - a)
-    cum = [0]
-    for c in costs[a:b]:
-        cum.append(cum[-1] + c)
-    cuts = {0, b - a}
-    for k in range(1, pieces):
-        ideal = total * k / pieces
-        cuts.add(min(range(1, b - a), key=lambda j: (abs(cum[j] - ideal), j)))
-    bounds = sorted(cuts)
-    out = []
-    for s, e in zip(bounds, bounds[1:]):
-        start, acc, cnt = a + s, 0, 0
-        for i in range(a + s, a + e):
-            if i > start and (acc + costs[i] > cap_cost or (cap_n and cnt + sizes[i] > cap_n)):
-                out.append((start, i))
-                start, acc, cnt = i, 0, 0
-            acc, cnt = acc + costs[i], cnt + sizes[i]
-        out.append((start, a + e))
-    return out
+    units: list[Unit] = []
+    group: list[PlannedBlock] = []
 
+    def close() -> None:
+        if group:
+            first, last = group[0], group[-1]
+            uid = f"{len(units):05d}-{first.lang}.{first.start}-{last.lang}.{last.stop}"
+            units.append(Unit(uid, tuple(group), sum(cost(b) for b in group)))
+            group.clear()
 
-def plan_units(languages: Sequence[str], batch_costs: Mapping[str, Sequence[int]],
-               batch_sizes: Mapping[str, Sequence[int]], done: Mapping[str, Sequence[tuple[int, int]]] | None = None,
-               num_processes: int = 1, unit_tokens: int = DEFAULT_UNIT_TOKENS,
-               unit_sentences: int | None = None) -> list[Unit]:
-    """The units still to do: each language's batches not covered by `done`, as whole
-    languages or, when larger than a fair share (remaining tokens / processes) or than the
-    caps, as balanced batch ranges."""
-    done = done or {}
-    runs = []
-    for li, lang in enumerate(languages):
-        for a, b in _runs(len(batch_costs[lang]), done.get(lang, ())):
-            runs.append((li, lang, a, b))
-    total = sum(sum(batch_costs[lang][a:b]) for _, lang, a, b in runs)
-    fair = math.ceil(total / max(1, num_processes)) if num_processes > 1 else total
-    cap = max(1, min(fair, unit_tokens) if total else unit_tokens)
-    units = []
-    for li, lang, a, b in runs:
-        costs, sizes = batch_costs[lang], batch_sizes[lang]
-        for s, e in _split(costs, sizes, a, b, cap, unit_sentences):
-            units.append(Unit(lang, li, s, e, int(sum(costs[s:e])), int(sum(sizes[s:e]))))
+    n = 0
+    for b in blocks:
+        if group and n + len(b) > cap:
+            close()
+            n = 0
+        group.append(b)
+        n += len(b)
+        if n >= target:
+            close()
+            n = 0
+    close()
     return units
 
 
 def assign(units: Sequence[Unit], num_processes: int) -> list[list[Unit]]:
-    """Largest unit first to the least loaded process; deterministic (ties by unit order)."""
+    """Largest unit first to the least loaded process; deterministic (ties by unit order).
+    Each share keeps plan order."""
     loads = [0] * num_processes
-    shares: list[list[Unit]] = [[] for _ in range(num_processes)]
-    order = sorted(range(len(units)), key=lambda i: (-units[i].cost, i))
-    for i in order:
+    shares: list[list[int]] = [[] for _ in range(num_processes)]
+    for i in sorted(range(len(units)), key=lambda i: (-units[i].cost, i)):
         p = min(range(num_processes), key=lambda q: (loads[q], q))
-        shares[p].append(units[i])
+        shares[p].append(i)
         loads[p] += units[i].cost
-    for s in shares:
-        s.sort(key=lambda u: (u.lang_index, u.batch_start))
-    return shares
+    return [[units[i] for i in sorted(s)] for s in shares]

@@ -10,11 +10,12 @@ import pytest
 
 from babelmap.engine.corpora import read_corpus
 from babelmap.engine.extract import extract
-from babelmap.engine.parts import parts_dir
+from babelmap.engine.parts import parts_dir, shards_dir
 from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
 from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, parts_written, write_plain
 
-LANGS = ("deu_Latn", "ell_Grek", "eng_Latn", "fra_Latn", "rus_Cyrl")  # one unit each: 5 parts
+LANGS = ("deu_Latn", "ell_Grek", "eng_Latn", "fra_Latn", "rus_Cyrl")
+UNIT = 20  # sentences per unit at most: with 20 sentences per language, one unit each: 5 parts
 
 
 @pytest.fixture(scope="module")
@@ -22,7 +23,8 @@ def setup(tmp_path_factory, tiny_bert):
     tmp = tmp_path_factory.mktemp("resume")
     corpus_dir = write_plain(tmp / "corpus", corpus_rows(LANGS, n=20, seed=5))
     ref = tmp / "ref.h5"
-    extract(read_corpus(corpus_dir, "plain"), ref, str(tiny_bert), device="cpu", token_budget=64, progress=False)
+    extract(read_corpus(corpus_dir, "plain"), ref, str(tiny_bert), device="cpu", token_budget=64, progress=False,
+            unit_sentences=UNIT)
     return tmp, corpus_dir, ref
 
 
@@ -33,7 +35,7 @@ def finished(folder):
 def kill_and_resume(tmp_path, setup, tiny_bert, hook: str, n: int, kept: int, tmp_left: int):
     _, corpus_dir, ref = setup
     out = tmp_path / "s.h5"
-    args = ["-v", *extract_args(corpus_dir, tiny_bert, out, "--keep-parts")]
+    args = ["-v", *extract_args(corpus_dir, tiny_bert, out, "--keep-parts", "--unit-sentences", str(UNIT))]
     r = babelmap(args, tmp_path, **{hook: str(n)})
     assert r.returncode == -signal.SIGKILL, (r.returncode, r.stderr[-2000:])
     assert not out.exists()
@@ -46,9 +48,10 @@ def kill_and_resume(tmp_path, setup, tiny_bert, hook: str, n: int, kept: int, tm
     if kept:
         assert f"resuming: {kept} finished parts kept" in r.stderr
     assert parts_written(r) == len(LANGS) - kept  # only the unfinished units are redone
-    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished(folder)}
+    shards = shards_dir(out)  # joined by reference: the parts became the store's shards, untouched
+    after = {p.name: (p.stat().st_ino, p.stat().st_mtime_ns) for p in finished(shards)}
     assert len(after) == len(LANGS) and all(after[k] == v for k, v in before.items())
-    assert not [p for p in folder.iterdir() if ".tmp-" in p.name]
+    assert not [p for p in shards.iterdir() if ".tmp-" in p.name] and not folder.exists()
     assert_same_store(ref, out)
 
 
