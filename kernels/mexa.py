@@ -94,16 +94,17 @@ def rank_counts_torch(Xa, Xb, P):
 # ---------------------------------------------------------------------------------------------
 # reading one layer of a group of languages, normalised
 # ---------------------------------------------------------------------------------------------
-def _layer_rows(src, plan, langs: list[str], layer: int, dtype, nan_seen: dict
+def _layer_rows(src, plan, langs: list[str], layer: int, pos: int, dtype, nan_seen: dict
                 ) -> tuple[np.ndarray, np.ndarray]:
-    """(X [g, S', H] L2-normalised rows of hidden state `layer`, missing rows zero; mask [g, S']).
+    """(X [g, S', H] L2-normalised rows of hidden state `layer` (at `pos` in the store),
+    missing rows zero; mask [g, S']).
     Rows holding NaN are zeroed and recorded in `nan_seen[(language, layer)] = sentences`."""
     from babelmap.kernels.numba_kernels import normalise_layer
     mask_all = np.asarray(src.mask, bool)
     rows = [src.index(l) for l in langs]
     xs, ms = [], []
     for start, stop, local in plan:
-        raw = src.block(slice(start, stop), [layer], langs)              # [g, 1, s, H]
+        raw = src.block(slice(start, stop), [pos], langs)                # [g, 1, s, H]
         m = mask_all[rows, start:stop]
         if local is not None:
             raw, m = raw[:, :, local], m[:, local]
@@ -166,7 +167,7 @@ def compute_alignment_measures(store, *, measures: Sequence[str] = ("mexa",), la
     try:
         L_all, K_all, S_all, H = src.shape
         langs, _ = resolve_languages(src, languages)
-        layer_list = resolve_layers(src, layers)
+        layer_list, layer_pos = resolve_layers(src, layers)
         selected = select_sentences(src.sentence_ids, sentences)
         chunk = int(getattr(src, "chunk_sentences", 64) or 64)
         bs = block_sentences or default_block_sentences(len(langs), 1, H, np.dtype(src.dtype).itemsize, chunk)
@@ -204,9 +205,9 @@ def compute_alignment_measures(store, *, measures: Sequence[str] = ("mexa",), la
             for kpos, layer in enumerate(layer_list):
                 cache = {}
                 for A, B in gpairs:
-                    XA, MA = cache.get(id(A)) or _layer_rows(src, plan, [langs[i] for i in A], layer, dtype, nan_seen)
+                    XA, MA = cache.get(id(A)) or _layer_rows(src, plan, [langs[i] for i in A], layer, layer_pos[kpos], dtype, nan_seen)
                     cache = {id(A): (XA, MA)}
-                    XB, MB = (XA, MA) if A is B else _layer_rows(src, plan, [langs[i] for i in B], layer, dtype, nan_seen)
+                    XB, MB = (XA, MA) if A is B else _layer_rows(src, plan, [langs[i] for i in B], layer, layer_pos[kpos], dtype, nan_seen)
                     pairs = [(ia, ib) for ia in range(len(A)) for ib in range(len(B))
                              if not (A is B and ib <= ia)]
                     for (ia, ib), row, col, P in _pair_counts(XA, XB, MA, MB, pairs, backend, dev,

@@ -45,12 +45,16 @@ TARGET_BLOCK_BYTES = 64 << 20
 # ---------------------------------------------------------------------------------------------
 class ArraySource:
     """In-memory embeddings [L, K, S, H] (+ mask [L, S]) behind the store's reading interface,
-    so the streamed kernel also serves arrays (tests, small jobs, the API)."""
+    so the streamed kernel also serves arrays (tests, small jobs, the API). `layers`: the
+    hidden-state ids of the K axis (default 0..K-1); `documents`: one label per sentence."""
 
     def __init__(self, embeddings: np.ndarray, mask: np.ndarray | None = None,
                  languages: Sequence[str] | None = None, sentence_ids: Sequence[str] | None = None,
-                 attrs: dict | None = None, chunk_sentences: int | None = None):
+                 attrs: dict | None = None, chunk_sentences: int | None = None,
+                 layers: Sequence[int] | None = None, documents: Sequence[str] | None = None):
         self._emb = np.asarray(embeddings)
+        self._layers = list(range(self._emb.shape[1])) if layers is None else [int(k) for k in layers]
+        self.documents = None if documents is None else list(documents)
         L, K, S, H = self._emb.shape
         self._mask = np.ones((L, S), bool) if mask is None else np.asarray(mask, bool)
         self.languages = list(languages) if languages is not None else [f"lang{i}" for i in range(L)]
@@ -61,7 +65,7 @@ class ArraySource:
         self._index = {l: i for i, l in enumerate(self.languages)}
 
     shape = property(lambda self: tuple(self._emb.shape))
-    layers = property(lambda self: list(range(self._emb.shape[1])))
+    layers = property(lambda self: list(self._layers))        # hidden-state ids of the K axis
     dtype = property(lambda self: self._emb.dtype)
     mask = property(lambda self: self._mask)
 
@@ -337,7 +341,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
     try:
         L_all, K_all, S_all, H = src.shape
         langs, lang_arg = resolve_languages(src, languages)
-        layer_list = resolve_layers(src, layers)
+        layer_list, layer_pos = resolve_layers(src, layers)
         selected = select_sentences(src.sentence_ids, sentences)
         chunk = int(getattr(src, "chunk_sentences", 64) or 64)
         bs = block_sentences or default_block_sentences(len(langs), len(layer_list), H,
@@ -348,7 +352,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
 
         mean = None
         if center:
-            mean = _mean_pass(src, plan, lang_arg, layer_list, dev, backend, progress)
+            mean = _mean_pass(src, plan, lang_arg, layer_pos, dev, backend, progress)
 
         if backend == "torch-all":
             from babelmap.kernels.torch_kernels import TorchGram
@@ -365,7 +369,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
             groups_all, unit = bootstrap_groups(src, selected, bootstrap_unit, documents, bootstrap_block)
             boot = BlockGrams(L, K, n_blocks=unit["bootstrap_groups"])
         t0 = time.perf_counter()
-        reader = _Reader(src, plan, lang_arg, layer_list)
+        reader = _Reader(src, plan, lang_arg, layer_pos)
         pos = 0
         with _progress(len(selected), "similarity", progress) as bar:
             for _, raw, m in reader:
@@ -380,7 +384,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
         G, C = acc.result()
         wall = time.perf_counter() - t0
         sim = finish_sim(G, C)
-        nan_inputs = find_nan_inputs(src, langs, layer_list, selected, sim, C)
+        nan_inputs = find_nan_inputs(src, langs, layer_list, layer_pos, selected, sim, C)
         attrs = dict(src.attrs)
         if nan_inputs:
             attrs["nan_inputs"] = nan_inputs
@@ -408,15 +412,17 @@ def resolve_languages(src, languages: Sequence[str] | None) -> tuple[list[str], 
     return langs, (None if languages is None else langs)
 
 
-def resolve_layers(src, layers: Sequence[int] | None) -> list[int]:
-    """The hidden states asked for (default: every one the store holds), checked."""
-    held = list(src.layers)
+def resolve_layers(src, layers: Sequence[int] | None) -> tuple[list[int], list[int]]:
+    """(the hidden states asked for, default every one the store holds; their positions along
+    the store's layer axis, which `block(layers=...)` takes), checked. A store may keep only
+    some hidden states (`src.layers`, e.g. [0, 6, 12])."""
+    held = [int(k) for k in src.layers]
     layer_list = held if layers is None else [int(k) for k in layers]
     bad = [k for k in layer_list if k not in held]
     if bad:
         raise BabelmapError(f"layers {bad} are not in the store (it holds hidden states "
                             f"{_ranges(held)})")
-    return layer_list
+    return layer_list, [held.index(k) for k in layer_list]
 
 
 def _ranges(xs: Sequence[int]) -> str:
@@ -426,8 +432,8 @@ def _ranges(xs: Sequence[int]) -> str:
     return ", ".join(map(str, xs))
 
 
-def find_nan_inputs(src, langs: Sequence[str], layer_list: Sequence[int], selected: np.ndarray,
-                    sim: np.ndarray, C: np.ndarray) -> list[dict]:
+def find_nan_inputs(src, langs: Sequence[str], layer_list: Sequence[int], layer_pos: Sequence[int],
+                    selected: np.ndarray, sim: np.ndarray, C: np.ndarray) -> list[dict]:
     """Where a NaN in the store made similarities NaN: [{language, layer, sentences}] (each
     reported once on the `babelmap` logger as a warning). A NaN anywhere in a language's row
     spreads to every pair of that language at that layer; only then are the languages involved
@@ -439,7 +445,7 @@ def find_nan_inputs(src, langs: Sequence[str], layer_list: Sequence[int], select
     out = []
     for kpos, layer in enumerate(layer_list):
         for i in np.flatnonzero(bad[kpos].any(axis=1)):
-            x = np.asarray(src.block(None, [layer], [langs[i]])[0, 0])[selected]
+            x = np.asarray(src.block(None, [layer_pos[kpos]], [langs[i]])[0, 0])[selected]
             n = int(np.isnan(x).any(axis=1).sum())
             if n:
                 out.append({"language": langs[i], "layer": int(layer), "sentences": n})

@@ -332,3 +332,20 @@ def test_tsv_export_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(type(r.matrix(0)), "to_tsv", real)
     export_tsv_atomic(r2, folder)
     assert sorted(p.name for p in folder.iterdir()) == ["sents_layer0.tsv", "sents_layer1.tsv"]
+
+
+def test_store_keeping_some_hidden_states():
+    """A store with hidden states [0, 6, 12] only: layers are asked by id, read by position."""
+    from babelmap.kernels.mexa import compute_alignment
+    from babelmap.kernels.similarity import ArraySource
+    E, M = data()
+    src = ArraySource(E, M, LANGS, layers=[0, 6, 12])
+    r = compute_similarity(src, layers=[12, 0], device="cpu", progress=False)
+    sim, cnt = reference(E[:, [2, 0]], M)
+    check(r, sim, cnt, 2e-6)
+    assert r.layers == [12, 0]
+    m = compute_alignment(src, measure="mexa", layers=[6], device="cpu", progress=False)
+    m2 = compute_alignment(ArraySource(E[:, [1]], M, LANGS), measure="mexa", device="cpu", progress=False)
+    np.testing.assert_array_equal(m.sim, m2.sim)
+    with pytest.raises(BabelmapError, match="0, 6, 12"):
+        compute_similarity(src, layers=[1], progress=False)
