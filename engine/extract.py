@@ -274,10 +274,11 @@ class _Share:
 def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget, prefix,
          progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
          release_texts) -> Path:
-    from babelmap.engine.parts import parts_dir
+    from babelmap.engine.parts import parts_dir, reset_test_counter
     main = state.is_main_process
     folder = parts_dir(out)
     t0 = time.perf_counter()
+    reset_test_counter()
     if main:
         if overwrite:
             if out.exists():

@@ -135,3 +135,86 @@ def test_cli_extract_and_check(tmp_path, tiny_bert, rows):
         assert "--max-sentences 12" in st.attrs["command"]
     r = babelmap(["check", str(out)], tmp_path)
     assert r.returncode == 0 and "ok: no defects" in r.stdout, r.stderr
+
+
+# mixed-language batches vs one language per unit (per-language batches): the same model
+# on the same sentences, padded to other widths. float32 differences come from summation
+# order only; the stated tolerance is the batch-1 one above (rtol 1e-4, atol 1e-5).
+def test_mixed_language_batches_equal_per_language_ones(tmp_path, tiny_bert, rows):
+    from babelmap.engine.parts import shards_dir
+    corpus = make_corpus(rows)
+    mixed = extract(corpus, tmp_path / "m.h5", str(tiny_bert), device="cpu", store_dtype="float32",
+                    token_budget=96, progress=False)
+    per = extract(corpus, tmp_path / "p.h5", str(tiny_bert), device="cpu", store_dtype="float32",
+                  token_budget=96, progress=False, unit_sentences=20)
+    assert len(list(shards_dir(mixed).iterdir())) == 1  # one unit: batches mix the 4 languages
+    assert len(list(shards_dir(per).iterdir())) == 4    # one language per unit
+    with open_store(mixed) as a, open_store(per) as b:
+        np.testing.assert_array_equal(a.n_tokens, b.n_tokens)
+        np.testing.assert_array_equal(a.mask, b.mask)
+        x, y = a.block(), b.block()
+    np.testing.assert_allclose(x, y, rtol=RTOL, atol=ATOL)
+    assert np.abs(x).sum() > 0
+
+
+def test_layers_keep_only_some_hidden_states(tmp_path, tiny_bert, rows):
+    corpus = make_corpus(rows)
+    full = extract(corpus, tmp_path / "f.h5", str(tiny_bert), device="cpu", progress=False)
+    sub = extract(corpus, tmp_path / "s.h5", str(tiny_bert), device="cpu", progress=False, layers="0,-1")
+    with open_store(full) as a, open_store(sub) as b:
+        assert list(b.layers) == [0, 2] and b.shape == (4, 2, 20, 32)
+        assert b.attrs["layers"] in ("[0, 2]", "[0,2]")
+        np.testing.assert_array_equal(b.block(), a.block()[:, [0, 2]])  # same batches, same numbers
+    from babelmap.errors import ModelError
+    with pytest.raises(ModelError, match="hidden state 7 does not exist; this model has 3"):
+        extract(corpus, tmp_path / "x.h5", str(tiny_bert), device="cpu", progress=False, layers="0,7")
+    with pytest.raises(ModelError, match="reads at most 128 tokens"):
+        extract(corpus, tmp_path / "x.h5", str(tiny_bert), device="cpu", progress=False, max_length=100000)
+
+
+def test_compute_dtype_auto_is_fp32_on_cpu_and_recorded(tmp_path, tiny_bert, rows):
+    out = extract(make_corpus(rows), tmp_path / "s.h5", str(tiny_bert), device="cpu", progress=False)
+    with open_store(out) as st:
+        assert st.attrs["compute_dtype"] == "float32"
+    from babelmap.engine.extract import resolve_compute_dtype
+    assert resolve_compute_dtype("auto", "cuda:0") == "bfloat16"
+    assert resolve_compute_dtype(None, "cpu") == "float32" and resolve_compute_dtype("fp16", "cpu") == "float16"
+
+
+def test_a_writer_error_stops_the_run_and_a_rerun_finishes(tmp_path, tiny_bert, rows, monkeypatch):
+    """The writer thread's failure (a full disk at the 2nd part) ends the run with its one-line
+    message; the finished part is kept and the rerun gives the uninterrupted store."""
+    from babelmap.errors import StoreError
+    from extract_util import assert_same_store
+    corpus = make_corpus(rows)
+    ref = extract(corpus, tmp_path / "r.h5", str(tiny_bert), device="cpu", progress=False, unit_sentences=20)
+    out = tmp_path / "s.h5"
+    monkeypatch.setenv("BABELMAP_TEST_ENOSPC_AT_PART", "2")
+    with pytest.raises(StoreError, match="(?i)space|disk"):
+        extract(corpus, out, str(tiny_bert), device="cpu", progress=False, unit_sentences=20)
+    assert not out.exists() and len([p for p in parts_dir(out).iterdir() if ".tmp-" not in p.name]) == 1
+    monkeypatch.delenv("BABELMAP_TEST_ENOSPC_AT_PART")
+    extract(corpus, out, str(tiny_bert), device="cpu", progress=False, unit_sentences=20)
+    assert_same_store(ref, out)
+
+
+@pytest.mark.parametrize("extra, message", [
+    (["--token-budget", "0"], "--token-budget must be a positive number"),
+    (["--token-budget", "-5"], "--token-budget must be a positive number"),
+    (["--max-length", "0"], "--max-length must be a positive number"),
+])
+def test_cli_bad_settings_are_one_line_errors(tmp_path, tiny_bert, rows, extra, message):
+    corpus_dir = write_plain(tmp_path / "corpus", rows)
+    r = babelmap(extract_args(corpus_dir, tiny_bert, tmp_path / "s.h5", *extra), tmp_path)
+    assert r.returncode == 1 and message in r.stderr, r.stderr[-2000:]
+    assert "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("overwrite", [False, True])
+def test_cli_out_a_folder_is_an_error(tmp_path, tiny_bert, rows, overwrite):
+    corpus_dir = write_plain(tmp_path / "corpus", rows)
+    (tmp_path / "dir").mkdir()
+    r = babelmap(extract_args(corpus_dir, tiny_bert, tmp_path / "dir", *(["--overwrite"] if overwrite else [])),
+                 tmp_path)
+    assert r.returncode == 1 and "is a folder; give a file name" in r.stderr and "Traceback" not in r.stderr
+    assert (tmp_path / "dir").is_dir()
