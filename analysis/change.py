@@ -17,7 +17,6 @@ layer per language, and correlation by layer per measure.
 """
 from __future__ import annotations
 
-import csv
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -26,90 +25,40 @@ from typing import Mapping, Sequence
 import numpy as np
 
 from babelmap.engine.errors import BabelmapError
-from babelmap.engine.languages import iso639_3
+from babelmap.analysis.correlation import pearson_last_axis, rank_last_axis
+from babelmap.analysis.plots import _plt, draw_by_layer, save_figure
 from babelmap.kernels.cka import CKAResult
-from babelmap.engine.languages import STANDARD_MEMBER
 from babelmap.kernels.matrix import LanguageMatrix
 
-# ISO 639-3 macrolanguage codes (what normalize_code gives for UD's two-letter codes) -> the
-# individual language FLORES-200 uses. Extend or override with `aliases=`.
-MACRO_ALIASES = {**{k: v for k, v in STANDARD_MEMBER.items() if k != "zho"}, "cmn": "zho"}
-
-
-# --------------------------------------------------------------------------------------------
-# matching codes to the result's language ids
-# --------------------------------------------------------------------------------------------
-def match_language(code: str, languages: Sequence[str], aliases: Mapping[str, str] | None = None) -> str | None:
-    """The id in `languages` that a code (UD `en`, ISO `eng`, or an id `eng_Latn`) denotes:
-    exact id, else normalize_code(code), else the one id with the same ISO 639-3 code (after
-    macrolanguage aliases). None if there is no match or several."""
-    langs = list(languages)
-    if code in langs:
-        return code
-    al = dict(MACRO_ALIASES)
-    al.update(aliases or {})
-    if code in al and al[code] in langs:
-        return al[code]
-    cand = code
-    try:
-        from babelmap.engine.languages import normalize_code
-        cand = normalize_code(code)
-    except Exception:  # noqa: BLE001 - unknown code: try it as an ISO 639-3 code below
-        pass
-    if cand in langs:
-        return cand
-    iso = iso639_3(cand)
-    iso = al.get(iso, iso)
-    hits = [l for l in langs if iso639_3(l) == iso]
-    return hits[0] if len(hits) == 1 else None
-
-
 def read_transfer(path: str | os.PathLike, source: str, languages: Sequence[str], *,
-                  columns: tuple[str, str, str] | None = None, aliases: Mapping[str, str] | None = None
-                  ) -> tuple[dict[str, float], list[str]]:
+                  columns: tuple[str, str, str] | None = None) -> tuple[dict[str, float], list[str]]:
     """Transfer scores from `source` to every target, keyed by the result's ids.
 
-    The file is CSV or TSV with a header; columns `source,target,score` or the xpos names
-    `lang_train,lang_pred,score` (or pass `columns=(src, tgt, score)`). Rows whose source is
-    `source` (matched like the targets) are kept. Returns ({target id: score}, unmatched codes)."""
-    path = Path(path)
-    if not path.exists():
-        raise BabelmapError(f"transfer table {path} not found")
-    with open(path, encoding="utf-8", newline="") as fh:
-        head = fh.readline()
-        fh.seek(0)
-        delim = "\t" if head.count("\t") > head.count(",") else ","
-        reader = csv.DictReader(fh, delimiter=delim)
-        fields = reader.fieldnames or []
-        if columns is None:
-            for cols in (("source", "target", "score"), ("lang_train", "lang_pred", "score")):
-                if all(c in fields for c in cols):
-                    columns = cols
-                    break
-        if columns is None or not all(c in fields for c in columns):
-            raise BabelmapError(f"{path}: need columns source,target,score (or lang_train,lang_pred,score); "
-                                f"found {fields}")
-        s_col, t_col, v_col = columns
-        rows = list(reader)
-    codes = sorted({r[s_col] for r in rows})
-    src_codes = [c for c in codes if c == source or match_language(c, [source], aliases) == source]
+    Read with the one transfer-table reader (`analysis.transfer.read_transfer_table`: CSV or
+    TSV, columns `source,target,score` or xpos' `lang_train,lang_pred,score`, or `columns=`),
+    codes matched to `languages` by `analysis.transfer.lookup_codes`. Rows whose source is
+    `source` are kept. Returns ({target id: score}, target codes not among `languages`)."""
+    from babelmap.analysis.transfer import lookup_codes, read_transfer_table
+    table = read_transfer_table(path, *(columns or (None, None, "score")))
+    lookup, _ = lookup_codes(table.ids, list(languages) + ([] if source in languages else [source]))
+    src_codes = [c for c in table.sources if c == source or lookup.get(c) == source]
     if not src_codes:
+        codes = table.sources
         raise BabelmapError(f"{path}: no rows with source {source!r} (sources in the file: "
                             f"{', '.join(codes[:20])}{' ...' if len(codes) > 20 else ''})")
     out: dict[str, float] = {}
-    unmatched: list[str] = []
-    for n, r in enumerate(rows, start=2):
-        if r[s_col] not in src_codes:
-            continue
-        tgt = match_language(r[t_col], languages, aliases)
-        if tgt is None:
-            unmatched.append(r[t_col])
-            continue
-        try:
-            out[tgt] = float(r[v_col])
-        except ValueError:
-            raise BabelmapError(f"{path}:{n}: score {r[v_col]!r} is not a number") from None
-    return out, sorted(set(unmatched))
+    unmatched: set[str] = set()
+    for code in src_codes:
+        for t in table.targets:
+            v = table.score(code, t)
+            if not np.isfinite(v):
+                continue
+            tgt = lookup.get(t)
+            if tgt is None or tgt not in languages:
+                unmatched.add(t)
+            else:
+                out[tgt] = v
+    return out, sorted(unmatched)
 
 
 def distance_row(matrix: LanguageMatrix, source: str, languages: Sequence[str]) -> dict[str, float]:
@@ -166,19 +115,6 @@ class ChangeCorrelation:
                              "spearman_low": self.spearman_low, "spearman_high": self.spearman_high})
 
 
-def _rank(a: np.ndarray) -> np.ndarray:
-    from scipy.stats import rankdata
-    return rankdata(a, axis=-1)
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Pearson along the last axis (broadcasting), NaN where a side is constant."""
-    xc = x - x.mean(-1, keepdims=True)
-    yc = y - y.mean(-1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return (xc * yc).sum(-1) / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
-
-
 def correlate_change(result: CKAResult, values: Mapping[str, float], *, source: str, name: str = "measure",
                      change: str = "cka_linear", bootstrap: int = 1000, level: float = 0.95, seed: int = 0,
                      include_source: bool = False, min_languages: int = 3) -> ChangeCorrelation:
@@ -209,8 +145,8 @@ def correlate_change(result: CKAResult, values: Mapping[str, float], *, source: 
         if bootstrap:
             idx = np.random.default_rng([seed, k]).integers(0, len(x), size=(bootstrap, len(x)))
             xb, yb = x[idx], y[idx]
-            pb = _pearson(xb, yb)
-            sb = _pearson(_rank(xb), _rank(yb))
+            pb = pearson_last_axis(xb, yb)
+            sb = pearson_last_axis(rank_last_axis(xb), rank_last_axis(yb))
             arrs["pearson_low"][k], arrs["pearson_high"][k] = np.nanquantile(pb, [a, 1 - a])
             arrs["spearman_low"][k], arrs["spearman_high"][k] = np.nanquantile(sb, [a, 1 - a])
     return ChangeCorrelation(name, source, change, list(result.layers), langs, n=n, bootstrap=bootstrap,
@@ -241,26 +177,6 @@ def table(corrs: Mapping[str, ChangeCorrelation]):
 # --------------------------------------------------------------------------------------------
 # figures
 # --------------------------------------------------------------------------------------------
-def _plt():
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def _save(fig, path: str | os.PathLike) -> list[Path]:
-    p = Path(path)
-    stem = p.with_suffix("") if p.suffix.lower() in (".png", ".pdf") else p
-    stem.parent.mkdir(parents=True, exist_ok=True)
-    out = []
-    for fmt in ("png", "pdf"):
-        f = stem.with_name(stem.name + "." + fmt)
-        fig.savefig(f, dpi=120, bbox_inches="tight")
-        out.append(f)
-    _plt().close(fig)
-    return out
-
-
 def plot_change_by_layer(result: CKAResult, path: str | os.PathLike, *, change: str = "cka_linear",
                          color_by: Mapping[str, float] | None = None, color_label: str = "",
                          source: str | None = None, label: int = 6, title: str | None = None) -> list[Path]:
@@ -315,7 +231,7 @@ def plot_change_by_layer(result: CKAResult, path: str | os.PathLike, *, change: 
     ax.set_xlim(result.layers[0] - 0.2, result.layers[-1] + 0.6 + 0.08 * len(result.layers))
     ax.grid(alpha=0.3)
     ax.set_title(title or f"Representation change by layer ({L} languages)")
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120)
 
 
 def plot_correlation_by_layer(corrs: Mapping[str, ChangeCorrelation], path: str | os.PathLike,
@@ -329,14 +245,10 @@ def plot_correlation_by_layer(corrs: Mapping[str, ChangeCorrelation], path: str 
         for j, (name, c) in enumerate(corrs.items()):
             r = getattr(c, method)
             p = getattr(c, f"{method}_p")
-            col = colors(j % 10)
-            ax.plot(c.layers, r, color=col, lw=1.8, label=f"{name} (n={int(np.max(c.n)) if len(c.n) else 0})")
-            lo, hi = getattr(c, f"{method}_low"), getattr(c, f"{method}_high")
-            if np.isfinite(lo).any():
-                ax.fill_between(c.layers, lo, hi, color=col, alpha=0.15, lw=0)
-            sig = np.isfinite(p) & (p < 0.05)
-            ax.scatter(np.array(c.layers)[sig], r[sig], color=col, s=22, zorder=3)
-            ax.scatter(np.array(c.layers)[~sig], r[~sig], facecolors="white", edgecolors=col, s=22, zorder=3)
+            draw_by_layer(ax, c.layers, r, color=colors(j % 10),
+                          label=f"{name} (n={int(np.max(c.n)) if len(c.n) else 0})",
+                          low=getattr(c, f"{method}_low"), high=getattr(c, f"{method}_high"),
+                          significant=np.isfinite(p) & (p < 0.05))
         ax.axhline(0, color="0.3", lw=0.8)
         ax.set_title(method.capitalize())
         ax.set_xlabel("layer")
@@ -350,4 +262,90 @@ def plot_correlation_by_layer(corrs: Mapping[str, ChangeCorrelation], path: str 
     src = next(iter(corrs.values())).source if corrs else ""
     fig.suptitle(title or f"Change vs distance / transfer from {src}: filled = p < 0.05, band = bootstrap CI",
                  y=1.02)
-    return _save(fig, path)
+    return save_figure(fig, path, dpi=120)
+
+
+# --------------------------------------------------------------------------------------------
+# the whole study, as `babelmap compare --source ...` runs it
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ChangeStudy:
+    """What `study_change` found: correlations per measure (and `transfer`), the transfer
+    scores used, the transfer table's codes not in the result, and the figures written."""
+
+    source: str
+    correlations: dict[str, ChangeCorrelation]
+    transfer: dict[str, float] | None = None
+    unmatched: list[str] = field(default_factory=list)
+    figures: list[Path] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The terminal summary: Spearman by layer per measure, and where |rho| peaks."""
+        out = []
+        if self.transfer is not None:
+            out.append(f"transfer scores from {self.source}: {len(self.transfer)} languages "
+                       f"({len(self.unmatched)} codes in the table are not in the result)")
+        if self.correlations:
+            change = next(iter(self.correlations.values())).change
+            out.append(f"\ncorrelation of change (1 - {change}) with distance from / transfer from {self.source}:")
+            for name, c in self.correlations.items():
+                best = int(np.nanargmax(np.abs(np.nan_to_num(c.spearman, nan=0.0))))
+                out.append(f"  {name:<14} n={int(c.n.max()):>4}  Spearman by layer: "
+                           + " ".join("   nan" if not np.isfinite(v) else f"{v:+.2f}" for v in c.spearman)
+                           + f"  (max |rho| at layer {c.layers[best]}, p={c.spearman_p[best]:.2g})")
+        if self.figures:
+            out.append("figures: " + ", ".join(str(f) for f in self.figures))
+        return out
+
+
+def study_change(result: CKAResult, source: str | None, *, measures: Sequence[str] = (), glottolog=None,
+                 transfer: str | os.PathLike | None = None, change: str = "cka_linear", bootstrap: int = 1000,
+                 figures: str | os.PathLike | None = None, correlations: str | os.PathLike | None = None
+                 ) -> ChangeStudy:
+    """Correlate the change of a `CKAResult` with each measure (names from the one measure
+    registry, or matrix files: name = file stem) as distance from `source`, and with the
+    transfer scores from `source`; write the correlation table and figures when asked."""
+    from babelmap.analysis.linguistic import compute_measure
+    if source is None:
+        if measures or transfer:
+            raise BabelmapError("--measure/--transfer need --source (the fine-tuning language)")
+        files = plot_change_by_layer(result, Path(figures) / "change_by_layer", change=change) if figures else []
+        return ChangeStudy("", {}, figures=files)
+    if source not in result.languages:
+        from babelmap.engine.languages import suggest
+        raise BabelmapError(f"source {source!r} is not in the result (close: "
+                            f"{', '.join(suggest(source, result.languages)) or 'none'})")
+    mats = {(Path(m).stem if Path(m).is_file() else m):
+            compute_measure(m, result.languages, glottolog=glottolog) for m in measures}
+    scores, unmatched = read_transfer(transfer, source, result.languages) if transfer else (None, [])
+    corrs = correlate_all(result, source, measures=mats, transfer=scores, change=change, bootstrap=bootstrap)
+    if corrs and correlations:
+        table(corrs).to_csv(correlations, sep="\t", index=False)
+    files: list[Path] = []
+    if figures:
+        color, label = (scores, "transfer score") if scores else (None, "")
+        if color is None and mats:
+            name, m = next(iter(mats.items()))
+            color, label = distance_row(m, source, result.languages), f"{name} distance"
+        files = plot_change_by_layer(result, Path(figures) / "change_by_layer", change=change, color_by=color,
+                                     color_label=label, source=source)
+        if corrs:
+            files += plot_correlation_by_layer(corrs, Path(figures) / "correlation_by_layer")
+    return ChangeStudy(source, corrs, scores, unmatched, files)
+
+
+def change_summary_lines(result: CKAResult) -> list[str]:
+    """Per layer, the mean change over languages (linear, debiased, RBF CKA) and mean cosine."""
+    import warnings
+    rbf = result.cka_rbf is not None
+    out = ["layer  change(linear)  change(debiased)" + ("  change(rbf)" if rbf else "")
+           + "  cosine   (means over languages)"]
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        for r, k in enumerate(result.layers):
+            line = (f"{k:>5}  {np.nanmean(1 - result.cka_linear[r]):>14.4f}  "
+                    f"{np.nanmean(1 - result.cka_debiased[r]):>16.4f}")
+            if rbf:
+                line += f"  {np.nanmean(1 - result.cka_rbf[r]):>11.4f}"
+            out.append(line + f"  {np.nanmean(result.cosine[r]):>7.4f}")
+    return out

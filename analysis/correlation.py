@@ -282,21 +282,28 @@ def _nanmean_rows(a: np.ndarray) -> np.ndarray:
 
 
 # -- core ----------------------------------------------------------------------------------------
-def _rank(a: np.ndarray) -> np.ndarray:
+def rank_last_axis(a: np.ndarray) -> np.ndarray:
     """Average ranks along the last axis (ties get their mean rank, as scipy.stats.rankdata)."""
     from scipy.stats import rankdata
     return rankdata(a, axis=-1)
 
 
+def pearson_last_axis(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r along the last axis, broadcasting (float64); NaN where a side is constant,
+    clipped to [-1, 1]. The one Pearson routine of the package (Spearman = this on ranks)."""
+    xc = x - x.mean(axis=-1, keepdims=True)
+    yc = y - y.mean(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        r = (xc * yc).sum(-1) / np.sqrt((xc * xc).sum(-1) * (yc * yc).sum(-1))
+    return np.clip(r, -1.0, 1.0)
+
+
+_rank = rank_last_axis
+
+
 def _pearson_rows(X: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Pearson r of every row of X [K, n] with y [n] (float64)."""
-    Xc = X - X.mean(axis=1, keepdims=True)
-    yc = y - y.mean()
-    num = Xc @ yc
-    den = np.sqrt((Xc * Xc).sum(axis=1) * (yc @ yc))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        r = num / den
-    return np.clip(r, -1.0, 1.0)
+    return pearson_last_axis(X, y[None, :])
 
 
 def _is_constant(v: np.ndarray, axis: int = -1) -> np.ndarray:

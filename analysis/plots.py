@@ -213,6 +213,27 @@ def plot_heatmap(matrix, order: Sequence[int] | None = None,
     return fig
 
 
+def draw_by_layer(ax, layers: Sequence[int], values, *, color, label: str, low=None, high=None,
+                  significant=None, star_best: bool = False) -> None:
+    """One series of a value per layer on `ax`: the line, a band [low, high] where given, and
+    either filled (significant) / hollow markers or plain ones, the best layer starred when
+    asked. The one drawing routine of every 'by layer' figure (agreement with measures here,
+    representation change in `analysis.change`)."""
+    x, y = np.asarray(layers), np.asarray(values, dtype=float)
+    if significant is None:
+        ax.plot(x, y, "-o", color=color, ms=4, lw=1.8, label=label)
+    else:
+        sig = np.asarray(significant, dtype=bool)
+        ax.plot(x, y, color=color, lw=1.8, label=label)
+        ax.scatter(x[sig], y[sig], color=color, s=22, zorder=3)
+        ax.scatter(x[~sig], y[~sig], facecolors="white", edgecolors=color, s=22, zorder=3)
+    if low is not None and high is not None and np.isfinite(low).any():
+        ax.fill_between(x, low, high, color=color, alpha=0.18, lw=0)
+    if star_best and np.isfinite(y).any():
+        b = int(np.nanargmax(y))
+        ax.plot([x[b]], [y[b]], marker="*", ms=14, color=color, mec="black", mew=0.6)
+
+
 def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.PathLike | None = None,
                               title: str | None = None, max_overlay: int = 4):
     """Mean correlation per layer for each measure, with the bootstrap interval as a band where
@@ -240,12 +261,9 @@ def plot_correlation_by_layer(corrs, method: str = "pearson", path: str | os.Pat
         col = cmap(i % 10)
         x = np.asarray(c.layers)
         used = int(np.nanmax(c.n_used)) if len(c.n_used) else 0
-        ax.plot(x, y, "-o", color=col, ms=4, lw=1.8, label=f"{c.measure} (n={used})")
-        lo, hi = c.ci.get(f"{method}_low"), c.ci.get(f"{method}_high")
-        if lo is not None and hi is not None:
-            ax.fill_between(x, lo, hi, color=col, alpha=0.18, lw=0)
+        draw_by_layer(ax, x, y, color=col, label=f"{c.measure} (n={used})", low=c.ci.get(f"{method}_low"),
+                      high=c.ci.get(f"{method}_high"), star_best=True)
         b = int(np.nanargmax(y))
-        ax.plot([x[b]], [y[b]], marker="*", ms=14, color=col, mec="black", mew=0.6)
         if n > max_overlay:
             ax.set_title(f"{c.measure} (n={used}): best layer {x[b]}, r={y[b]:.3f}", fontsize=9)
     model = items[0].model if items else ""

@@ -32,6 +32,7 @@ from typing import Mapping, Sequence
 
 import numpy as np
 
+from babelmap.engine.errors import BabelmapError
 from babelmap.kernels.matrix import LanguageMatrix
 
 log = logging.getLogger(__name__)
@@ -67,25 +68,41 @@ def _map_code(code: str) -> tuple[str | None, str | None]:
         return None, str(e)
 
 
-def read_transfer_table(path: str | os.PathLike, source_col: str = "lang_train",
-                        target_col: str = "lang_pred", score_col: str = "score") -> TransferTable:
-    """Read a long-format transfer table (one row per source, target, score), e.g.
-    xpos `udpos-ft-10000.csv`. Duplicate pairs are an error; missing pairs are NaN."""
+COLUMN_SETS = (("source", "target", "score"), ("lang_train", "lang_pred", "score"))
+
+
+def read_transfer_table(path: str | os.PathLike, source_col: str | None = None, target_col: str | None = None,
+                        score_col: str = "score") -> TransferTable:
+    """Read a long-format transfer table (one row per source, target, score): CSV or TSV with a
+    header, columns `source,target,score` or xpos' `lang_train,lang_pred,score` (or name them),
+    e.g. xpos `udpos-ft-10000.csv`. Duplicate pairs are an error; missing pairs are NaN; codes
+    that map to no language id are listed in `unmapped` (and logged)."""
     path = Path(path)
+    if not path.exists():
+        raise BabelmapError(f"transfer table {path} not found")
     rows: dict[tuple[str, str], float] = {}
     with open(path, newline="", encoding="utf-8") as fh:
-        reader = csv.DictReader(fh)
+        head = fh.readline()
+        fh.seek(0)
+        reader = csv.DictReader(fh, delimiter="\t" if head.count("\t") > head.count(",") else ",")
+        fields = reader.fieldnames or []
+        if source_col is None or target_col is None:
+            found = next((c for c in COLUMN_SETS if all(x in fields for x in c[:2])), None)
+            if found is None:
+                raise BabelmapError(f"{path}: need columns source,target,score (or lang_train,lang_pred,score); "
+                                    f"found {fields}")
+            source_col, target_col = source_col or found[0], target_col or found[1]
         for col in (source_col, target_col, score_col):
-            if col not in (reader.fieldnames or []):
-                raise ValueError(f"{path}: no column {col!r} (columns: {reader.fieldnames})")
+            if col not in fields:
+                raise BabelmapError(f"{path}: no column {col!r} (columns: {fields})")
         for n, r in enumerate(reader, start=2):
             key = (r[source_col].strip(), r[target_col].strip())
             if key in rows:
-                raise ValueError(f"{path}:{n}: duplicate pair {key}")
+                raise BabelmapError(f"{path}:{n}: duplicate pair {key}")
             try:
                 rows[key] = float(r[score_col])
             except ValueError:
-                raise ValueError(f"{path}:{n}: score {r[score_col]!r} is not a number") from None
+                raise BabelmapError(f"{path}:{n}: score {r[score_col]!r} is not a number") from None
     sources = sorted({s for s, _ in rows})
     targets = sorted({t for _, t in rows})
     scores = np.full((len(sources), len(targets)), np.nan)
@@ -105,29 +122,39 @@ def read_transfer_table(path: str | os.PathLike, source_col: str = "lang_train",
 
 
 def _matrix_lookup(table: TransferTable, matrix: LanguageMatrix) -> tuple[dict[str, str], dict[str, str]]:
-    """(UD code -> the matrix's language for it, code -> why it has none).
+    """`lookup_codes` of the table's codes among the matrix's languages."""
+    return lookup_codes(table.ids, matrix.languages, matrix.name or "the matrix")
+
+
+def lookup_codes(ids: Mapping[str, str | None], languages: Sequence[str], where: str = "the languages"
+                 ) -> tuple[dict[str, str], dict[str, str]]:
+    """(code -> the language of `languages` it denotes, code -> why it has none), for codes
+    already mapped to our ids (`ids`, e.g. `TransferTable.ids`).
 
     A code matches its own id; else the same language (ISO 639-3) in another script, the
     code's script preferred (Hans/Hant count as one Han script only when that decides); else,
     for a macrolanguage code, its standard member (`ar` -> `arb_Arab`). A member never maps to
     its macrolanguage or to a sibling (`lzh`, `yue` are not `zho`). Two codes that would share
     one matrix language: the exact id keeps it, the other is left out (a target is never its
-    own source)."""
+    own source). The standard member of a macrolanguage also finds the macrolanguage's code
+    (`cmn` -> `zho_Hans`, `arb` -> `ara_Arab`)."""
     from babelmap.engine.languages import iso639_3, script_of
     by_iso: dict[str, list[str]] = {}
-    for c in matrix.languages:
+    for c in languages:
         by_iso.setdefault(iso639_3(c), []).append(c)
+    macro_of = {member: macro for macro, member in STANDARD_MEMBER.items()}
+    present = set(languages)
     han = lambda sc: "Han" if sc in ("Hans", "Hant", "Hani") else sc  # noqa: E731
     out: dict[str, str] = {}
     why: dict[str, str] = {}
-    for code, lid in table.ids.items():
+    for code, lid in ids.items():
         if lid is None:
             continue
-        if lid in matrix:
+        if lid in present:
             out[code] = lid
             continue
         iso = iso639_3(lid)
-        hits = by_iso.get(iso) or by_iso.get(STANDARD_MEMBER.get(iso, ""), [])
+        hits = by_iso.get(iso) or by_iso.get(STANDARD_MEMBER.get(iso, "")) or by_iso.get(macro_of.get(iso, ""), [])
         if len(hits) > 1:
             for same in ([c for c in hits if script_of(c) == script_of(lid)],
                          [c for c in hits if han(script_of(c)) == han(script_of(lid))]):
@@ -137,13 +164,13 @@ def _matrix_lookup(table: TransferTable, matrix: LanguageMatrix) -> tuple[dict[s
         if len(hits) == 1:
             out[code] = hits[0]
         elif hits:
-            why[code] = f"{lid} is ambiguous in {matrix.name or 'the matrix'}: {', '.join(hits)}"
+            why[code] = f"{lid} is ambiguous in {where}: {', '.join(hits)}"
     holders: dict[str, list[str]] = {}
     for code, lang in out.items():
         holders.setdefault(lang, []).append(code)
     for lang, codes in holders.items():
         if len(codes) > 1:
-            keep = [c for c in codes if table.ids[c] == lang] or sorted(codes)[:1]
+            keep = [c for c in codes if ids[c] == lang] or sorted(codes)[:1]
             for c in codes:
                 if c != keep[0]:
                     del out[c]

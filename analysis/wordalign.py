@@ -29,6 +29,7 @@ import numpy as np
 
 from babelmap.engine.errors import StoreError
 from babelmap.engine.words import WordStore, open_words
+from babelmap.analysis.plots import save_figure
 from babelmap.engine.alignments import Alignment
 from babelmap.kernels.align import nearest_in_sentence
 
@@ -196,12 +197,8 @@ def write_table(rep: WordAlignmentReport, folder: str | os.PathLike) -> tuple[Pa
 
 
 def _save(fig, folder: Path, stem: str, pdf: bool) -> list[Path]:
-    out = [folder / f"{stem}.png"]
-    fig.savefig(out[0], dpi=110, bbox_inches="tight")
-    if pdf:
-        out.append(folder / f"{stem}.pdf")
-        fig.savefig(out[1], bbox_inches="tight")
-    return out
+    """`<folder>/<stem>.png` (and `.pdf`) through the package's one figure saver (closes `fig`)."""
+    return save_figure(fig, folder / stem, formats=("png", "pdf") if pdf else ("png",), dpi=110)
 
 
 def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer: int | None = None,
@@ -235,7 +232,6 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
     fig.suptitle(f"Aligned vs unrelated word pairs, {pair}")
     fig.tight_layout()
     out += _save(fig, folder, f"{prefix}_distances", pdf)
-    plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(5.5, 3.8))
     for c, name in zip(colors, names):
@@ -252,7 +248,6 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
     ax.legend(fontsize=8)
     fig.tight_layout()
     out += _save(fig, folder, f"{prefix}_retrieval", pdf)
-    plt.close(fig)
 
     layers_raw = sorted({k for _, k in rep.raw})
     if layers_raw:
@@ -275,8 +270,7 @@ def plot_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer:
         fig.suptitle(f"Cosine distance of word pairs, {pair}", fontsize=11)
         fig.tight_layout()
         out += _save(fig, folder, f"{prefix}_hist", pdf)
-        plt.close(fig)
-    return out
+        return out
 
 
 def plot_sentence_similarity(sims: Mapping[str, np.ndarray], folder: str | os.PathLike, title: str,
@@ -300,7 +294,6 @@ def plot_sentence_similarity(sims: Mapping[str, np.ndarray], folder: str | os.Pa
     ax.legend(fontsize=8)
     fig.tight_layout()
     out = _save(fig, folder, f"{prefix}_sentence_sim", pdf)
-    plt.close(fig)
     return out
 
 

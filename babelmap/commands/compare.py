@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 NAME = "compare"
 HELP = "per-language, per-layer representation change (CKA) between two stores; correlate it with distance/transfer"
@@ -38,8 +37,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("correlation with distance and transfer (needs --source)")
     g.add_argument("--source", help="the language the model was fine-tuned on (an id in the stores)")
     g.add_argument("--measure", nargs="+", default=[], metavar="M",
-                   help="URIEL kinds (genetic, geographic, syntactic, inventory, phonological, featural), "
-                   "'glottolog' (with --glottolog), or matrix files (.tsv/.h5 similarity; name = file stem)")
+                   help="measures of the registry (URIEL kinds, 'glottolog' with --glottolog, ...; see "
+                   "babelmap.analysis.linguistic.MEASURES), or matrix files (.tsv/.h5 similarity; name = file stem)")
     g.add_argument("--glottolog", help="Glottolog folder for the glottolog measure")
     g.add_argument("--transfer", help="CSV/TSV with source,target,score (or lang_train,lang_pred,score)")
     g.add_argument("--change", default="cka_linear", choices=("cka_linear", "cka_debiased", "cka_rbf"),
@@ -50,120 +49,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
-def _compute(args):
-    from babelmap.engine.errors import BabelmapError
-    from babelmap.engine.store import open_store
-    from babelmap.kernels.cka import compare_stores
-
-    if not args.out:
-        raise BabelmapError("--out is needed when comparing two stores")
-    t0 = time.perf_counter()
-    with open_store(args.inputs[0]) as base, open_store(args.inputs[1]) as tuned:
-        res = compare_stores(base, tuned, layers=args.layers, languages=args.langs, rbf=args.rbf,
-                             rbf_sigma=args.rbf_sigma, rbf_threshold=args.rbf_threshold, device=args.device,
-                             precision=args.precision, memory_gb=args.memory_gb, progress=not args.no_progress)
-    out = res.save(args.out)
-    print(f"{len(res.languages)} languages x {len(res.layers)} layers in {time.perf_counter() - t0:.1f} s -> {out}")
-    return res
-
-
-def _summary(res) -> None:
-    import warnings
-
-    import numpy as np
-    warnings.filterwarnings("ignore", "Mean of empty slice", RuntimeWarning)
-    print("layer  change(linear)  change(debiased)" + ("  change(rbf)" if res.cka_rbf is not None else "")
-          + "  cosine   (means over languages)")
-    with np.errstate(all="ignore"):
-        for r, k in enumerate(res.layers):
-            line = f"{k:>5}  {np.nanmean(1 - res.cka_linear[r]):>14.4f}  {np.nanmean(1 - res.cka_debiased[r]):>16.4f}"
-            if res.cka_rbf is not None:
-                line += f"  {np.nanmean(1 - res.cka_rbf[r]):>11.4f}"
-            print(line + f"  {np.nanmean(res.cosine[r]):>7.4f}")
-
-
-def _measures(args, languages):
-    from babelmap.engine.errors import BabelmapError
-    out = {}
-    for m in args.measure:
-        if Path(m).suffix.lower() in (".tsv", ".h5", ".hdf5"):
-            from babelmap.analysis.linguistic import read_matrix
-            out[Path(m).stem] = read_matrix(m, rename=True)
-        elif m == "glottolog":
-            if not args.glottolog:
-                raise BabelmapError("the glottolog measure needs --glottolog FOLDER")
-            from babelmap.analysis.linguistic import glottolog_matrix
-            out[m] = glottolog_matrix(args.glottolog, languages)
-        else:
-            from babelmap.analysis.linguistic import uriel_matrix
-            out[m] = uriel_matrix(m, languages)
-    return out
-
-
-def _correlate(args, res) -> None:
-    import numpy as np
-
-    from babelmap.analysis.change import (correlate_all, plot_change_by_layer, plot_correlation_by_layer,
-                                          read_transfer, table)
-    from babelmap.engine.errors import BabelmapError
-
-    if args.source not in res.languages:
-        from babelmap.engine.languages import suggest
-        raise BabelmapError(f"source {args.source!r} is not in the result (close: "
-                            f"{', '.join(suggest(args.source, res.languages)) or 'none'})")
-    measures = _measures(args, res.languages)
-    transfer = None
-    if args.transfer:
-        transfer, unmatched = read_transfer(args.transfer, args.source, res.languages)
-        print(f"transfer scores from {args.source}: {len(transfer)} of {len(res.languages)} languages "
-              f"({len(unmatched)} codes in the table are not in the result)")
-    corrs = correlate_all(res, args.source, measures=measures, transfer=transfer, change=args.change,
-                          bootstrap=args.bootstrap)
-    if corrs:
-        df = table(corrs)
-        if args.correlations:
-            df.to_csv(args.correlations, sep="\t", index=False)
-        print(f"\ncorrelation of change (1 - {args.change}) with distance from / transfer from {args.source}:")
-        for name, c in corrs.items():
-            best = int(np.nanargmax(np.abs(np.nan_to_num(c.spearman, nan=0.0))))
-            print(f"  {name:<14} n={int(c.n.max()):>4}  Spearman by layer: "
-                  + " ".join("   nan" if not np.isfinite(v) else f"{v:+.2f}" for v in c.spearman)
-                  + f"  (max |rho| at layer {c.layers[best]}, p={c.spearman_p[best]:.2g})")
-    if args.figures:
-        folder = Path(args.figures)
-        color = transfer if transfer else None
-        label = "transfer score" if transfer else ""
-        if color is None and measures:
-            from babelmap.analysis.change import distance_row
-            name, m = next(iter(measures.items()))
-            color, label = distance_row(m, args.source, res.languages), f"{name} distance"
-        files = plot_change_by_layer(res, folder / "change_by_layer", change=args.change, color_by=color,
-                                     color_label=label, source=args.source)
-        if corrs:
-            files += plot_correlation_by_layer(corrs, folder / "correlation_by_layer")
-        print("figures: " + ", ".join(str(f) for f in files))
-
-
 def run(args: argparse.Namespace) -> int:
+    from babelmap.analysis.change import change_summary_lines, study_change
     from babelmap.engine.errors import BabelmapError
-    from babelmap.kernels.cka import CKAResult
+    from babelmap.kernels.cka import CKAResult, compare_stores
 
     if len(args.inputs) == 2:
-        res = _compute(args)
+        if not args.out:
+            raise BabelmapError("--out is needed when comparing two stores")
+        t0 = time.perf_counter()
+        res = compare_stores(args.inputs[0], args.inputs[1], layers=args.layers, languages=args.langs,
+                             rbf=args.rbf, rbf_sigma=args.rbf_sigma, rbf_threshold=args.rbf_threshold,
+                             device=args.device, precision=args.precision, memory_gb=args.memory_gb,
+                             progress=not args.no_progress)
+        out = res.save(args.out)
+        print(f"{len(res.languages)} languages x {len(res.layers)} layers in {time.perf_counter() - t0:.1f} s -> {out}")
     elif len(args.inputs) == 1:
         res = CKAResult.load(args.inputs[0])
     else:
         raise BabelmapError("give two stores (base tuned) or one compare result")
     if args.tsv:
         res.to_pandas().to_csv(args.tsv, sep="\t", index=False)
-    _summary(res)
-    if args.source:
-        _correlate(args, res)
-    elif args.measure or args.transfer or args.figures:
-        if args.figures and not (args.measure or args.transfer):
-            from babelmap.analysis.change import plot_change_by_layer
-            files = plot_change_by_layer(res, Path(args.figures) / "change_by_layer", change=args.change)
-            print("figures: " + ", ".join(str(f) for f in files))
-        else:
-            raise BabelmapError("--measure/--transfer need --source (the fine-tuning language)")
+    print("\n".join(change_summary_lines(res)))
+    study = study_change(res, args.source, measures=args.measure, glottolog=args.glottolog, transfer=args.transfer,
+                         change=args.change, bootstrap=args.bootstrap, figures=args.figures,
+                         correlations=args.correlations)
+    for line in study.lines():
+        print(line)
     return 0
