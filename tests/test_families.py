@@ -11,6 +11,9 @@ For CANINE: initial char layers exact (1e-5); molecule layers cosine >= 0.999 (m
 this random model; only the trailing < 2*rate chars differ). Extract CANINE with batch size 1
 where exactness matters.
 bf16 batched vs fp32 batch-1 (CANINE: fp32 batched): cosine >= 0.99 per sentence and layer.
+Decoder LLMs (tiny Llama, Qwen2, Gemma; GQA, RoPE): batched with right AND left padding vs
+batch-1, every pooling, |diff| <= 1e-5 abs + 1e-5 rel; `last` also against the hidden state of
+the sentence's last token indexed by hand from an unpadded forward.
 """
 from __future__ import annotations
 
@@ -20,7 +23,7 @@ import torch
 
 from babelmap.engine.errors import LanguageError, ModelError
 from babelmap.engine.models import load_model
-from tiny import FAMILIES, make_tiny_family
+from tiny import FAMILIES, LLM_FAMILIES, make_tiny_family
 
 LAYERS = 2
 TEXTS = ["Hi.", "The quick brown fox jumps over the lazy dog.", "Быстрая коричневая лиса прыгает.",
@@ -31,6 +34,8 @@ EXPECTED = {  # family, default pooling, K
     "mt5": ("encoder-decoder", "mean", LAYERS + 1), "nllb": ("encoder-decoder", "mean", LAYERS + 1),
     "gpt2": ("decoder", "weighted", LAYERS + 1), "bloom": ("decoder", "weighted", LAYERS + 1),
     "canine": ("canine", "mean", LAYERS + 5),
+    "llama": ("decoder", "weighted", LAYERS + 1), "qwen2": ("decoder", "weighted", LAYERS + 1),
+    "gemma": ("decoder", "weighted", LAYERS + 1),
 }
 
 
@@ -111,6 +116,32 @@ def test_nllb_source_language(tiny_dirs):
 def test_decoder_gets_pad_token_and_right_padding(tiny_dirs):
     lm = load_model(str(tiny_dirs["gpt2"]), device="cpu")
     assert lm.tokenizer.pad_token is not None and lm.tokenizer.padding_side == "right"
+
+
+@pytest.mark.parametrize("family", LLM_FAMILIES)
+def test_llm_poolings_left_and_right_padding(tiny_dirs, family):
+    lm = load_model(str(tiny_dirs[family]), device="cpu", dtype="float32")
+    assert lm.poolings == ("weighted", "weighted-reference", "mean", "last")
+    tok = lm.tokenizer
+    assert tok.pad_token is not None and tok.pad_token_id != tok.bos_token_id
+    if family != "qwen2":  # Llama and Gemma tokenizers have no pad token: eos pads
+        assert tok.pad_token == tok.eos_token
+    ids = [tok([t])["input_ids"][0] for t in TEXTS]
+    with torch.inference_mode():  # by hand: the last token's state of each sentence run alone
+        alone = [lm.model(input_ids=torch.tensor([i]), output_hidden_states=True).hidden_states for i in ids]
+    by_hand = np.stack([np.stack([h[0, len(i) - 1].numpy() for h in hs]) for hs, i in zip(alone, ids)])
+    single = {p: np.concatenate([lm.embed(lm.tokenize([t]), p).numpy() for t in TEXTS]) for p in lm.poolings}
+    np.testing.assert_allclose(single["last"], by_hand, rtol=1e-6, atol=1e-6)
+    for side in ("right", "left"):
+        tok.padding_side = side
+        batch = lm.tokenize(TEXTS[:3])
+        col = 0 if side == "left" else -1
+        assert (batch["attention_mask"][:, col] == 0).any()  # really padded on that side
+        for pooling in lm.poolings:
+            batched = _batched(lm, TEXTS, pooling, None)
+            np.testing.assert_allclose(batched, single[pooling], rtol=1e-5, atol=1e-5, err_msg=f"{side} {pooling}")
+        np.testing.assert_allclose(_batched(lm, TEXTS, "last", None), by_hand, rtol=1e-5, atol=1e-5)
+    tok.padding_side = "right"
 
 
 def test_missing_model_dir_is_a_clear_error(tmp_path):

@@ -24,6 +24,8 @@ def _reference(h: np.ndarray, mask: np.ndarray, method: str) -> np.ndarray:
             w = np.full(n, 1.0 / n)
         elif method == "cls":
             w = np.eye(n)[0]
+        elif method == "last":
+            w = np.eye(n)[-1]
         elif method == "weighted":  # SGPT: w_i = i / sum_{j=1..n} j
             w = np.arange(1, n + 1) / (n * (n + 1) / 2)
         elif method == "weighted-reference":  # mPLM-Sim: torch.arange(seq_len, 0, -1.0), normalised
@@ -48,7 +50,8 @@ def _hidden(lm, texts):
 
 
 @pytest.mark.parametrize("family,method", [("bert", "mean"), ("bert", "cls"), ("gpt2", "weighted"),
-                                           ("gpt2", "weighted-reference"), ("gpt2", "mean")])
+                                           ("gpt2", "weighted-reference"), ("gpt2", "mean"),
+                                           ("gpt2", "last")])
 def test_pool_matches_numpy_reference(models, family, method):
     lm = models[family]
     batch, hs = _hidden(lm, TEXTS)
@@ -62,7 +65,7 @@ def test_pool_matches_numpy_reference(models, family, method):
     np.testing.assert_allclose(lm.embed(batch, method).numpy(), pooled, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("method", ["mean", "cls", "weighted", "weighted-reference"])
+@pytest.mark.parametrize("method", ["mean", "cls", "weighted", "weighted-reference", "last"])
 def test_padding_side_does_not_matter(models, method):
     """Moving each row's padding to the left (hidden states and mask alike) changes nothing:
     positions are counted over kept tokens only."""
@@ -79,7 +82,7 @@ def test_padding_side_does_not_matter(models, method):
 
 def test_weights_sum_to_one_and_differ():
     mask = torch.tensor([[1, 1, 1, 1, 0, 0], [1, 1, 0, 0, 0, 0]])
-    w = {m: pooling_weights(mask, m).numpy() for m in ("mean", "cls", "weighted", "weighted-reference")}
+    w = {m: pooling_weights(mask, m).numpy() for m in ("mean", "cls", "weighted", "weighted-reference", "last")}
     for m, v in w.items():
         np.testing.assert_allclose(v.sum(1), 1.0, rtol=1e-6)
         assert (v[mask.numpy() == 0] == 0).all(), m
@@ -87,6 +90,26 @@ def test_weights_sum_to_one_and_differ():
     np.testing.assert_allclose(w["weighted-reference"][0, :4], [0.4, 0.3, 0.2, 0.1], rtol=1e-6)
     with pytest.raises(ValueError, match="unknown pooling"):
         pooling_weights(mask, "max")
+
+
+def test_last_and_cls_pick_the_kept_ends_on_either_side():
+    mask = torch.tensor([[1, 1, 1, 0, 0], [0, 0, 1, 1, 1], [0, 1, 1, 0, 0], [1, 1, 1, 1, 1]])
+    for method, expected in (("last", [2, 4, 2, 4]), ("cls", [0, 2, 1, 0])):
+        w = pooling_weights(mask, method).numpy()
+        np.testing.assert_array_equal(w.argmax(1), expected)
+        np.testing.assert_array_equal(w.sum(1), 1.0)
+        assert (w > 0).sum() == 4
+
+
+def test_nan_in_padding_never_reaches_the_pooled_vector():
+    """Fully masked attention rows (left padding) can leave NaN at padding positions."""
+    mask = torch.tensor([[0, 0, 1, 1], [1, 1, 1, 1]])
+    h = torch.arange(2 * 4 * 3, dtype=torch.float32).reshape(2, 4, 3)
+    h[0, :2] = float("nan")
+    for method in ("mean", "cls", "weighted", "weighted-reference", "last"):
+        out = pool([h], mask, method).numpy()
+        assert np.isfinite(out).all(), method
+        np.testing.assert_allclose(out[0, 0], _reference(h[:1].numpy(), mask[:1].numpy(), method)[0], rtol=1e-6)
 
 
 def test_canine_downsampled_layers(models):

@@ -63,8 +63,31 @@ def make_tiny_model(path: str | Path, family: str = "bert", seed: int = 0, layer
     return path
 
 
-FAMILIES = ("bert", "xlm-roberta", "mt5", "nllb", "gpt2", "bloom", "canine")
+FAMILIES = ("bert", "xlm-roberta", "mt5", "nllb", "gpt2", "bloom", "canine", "llama", "qwen2", "gemma")
 """Tiny families `make_tiny_model` builds (each offline, random weights, `layers` layers)."""
+LLM_FAMILIES = ("llama", "qwen2", "gemma")
+"""Decoder LLMs whose tokenizer, like the real ones, adds only <s> and has no pad token."""
+
+
+def make_llm_tokenizer(path: str | Path, vocab_size: int = 300):
+    """A byte-level BPE tokenizer shaped like Llama's/Gemma's: <s> before each text, no </s>
+    after it, and no pad token (load_model must choose one). `<|endoftext|>` is in the vocabulary
+    because transformers' Qwen2 tokenizer class pads with it, as real Qwen2 tokenizers do."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<s>", "</s>", "<unk>", "<|endoftext|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
+    tok.train_from_iterator(TRAIN_TEXT * 4, trainer)
+    tok.post_processor = processors.TemplateProcessing(
+        single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", tok.token_to_id("<s>"))])
+    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>",
+                                   model_max_length=128)
+    fast.save_pretrained(str(path))
+    return fast
 
 
 def make_nllb_tokenizer(path: str | Path, vocab_size: int = 300):
@@ -105,6 +128,16 @@ def _tiny_model(family: str, path: Path, layers: int, hidden: int):
                               bos_token_id=0, eos_token_id=2, decoder_start_token_id=2, scale_embedding=True,
                               dropout=0.0)
         return tf.M2M100Model(cfg)
+    if family in LLM_FAMILIES:
+        tok = make_llm_tokenizer(path)
+        llm = dict(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=2,
+                   num_key_value_heads=1, intermediate_size=2 * hidden, max_position_embeddings=128,
+                   bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id, pad_token_id=None)
+        if family == "llama":
+            return tf.LlamaModel(tf.LlamaConfig(**llm))
+        if family == "qwen2":
+            return tf.Qwen2Model(tf.Qwen2Config(**llm))
+        return tf.GemmaModel(tf.GemmaConfig(head_dim=hidden // 2, **llm))
     tok = make_tokenizer(path)
     if family == "xlm-roberta":
         cfg = tf.XLMRobertaConfig(vocab_size=len(tok), hidden_size=hidden, num_hidden_layers=layers,

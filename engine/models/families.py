@@ -4,11 +4,14 @@ Following the mPLM-Sim method:
 - `encoder` (BERT, XLM-R, Glot500, ...): the whole model; masked mean (default) or `cls`.
 - `encoder-decoder` (mT5, NLLB, M2M100, mBART, ...): the ENCODER only; masked mean. NLLB and
   M2M100 tokenizers are told the source language.
-- `decoder` (GPT-2, BLOOM, mGPT, ...): position-weighted mean, `weighted` (SGPT, default) or
-  `weighted-reference` (the reference code's weights); plain `mean` allowed.
+- `decoder` (GPT-2, BLOOM, mGPT, Llama, Qwen2, Gemma, Mistral, ...): position-weighted mean,
+  `weighted` (SGPT, the default) or `weighted-reference` (the reference code's weights); plain
+  `mean`; `last` (the last kept token, as MEXA). A tokenizer without a pad token pads with its
+  eos (else unk) token: the attention mask keeps padding out of every pooling.
 - `canine`: masked mean, with the downsampled mask on the downsampled (molecule) layers.
 
 The family comes from the config's `model_type` (with `is_encoder_decoder` as a fallback).
+Speech models (SPEECH_TYPES) are not text models: load_model hands them to engine/models/speech.py.
 """
 from __future__ import annotations
 
@@ -23,11 +26,13 @@ DECODER_TYPES = {"gpt2", "bloom", "gpt_neo", "gpt_neox", "gptj", "xglm", "opt", 
                  "qwen2", "qwen3", "gemma", "gemma2", "gemma3_text", "falcon", "phi", "phi3", "mpt",
                  "olmo", "olmo2", "stablelm", "codegen", "gpt_bigcode", "mixtral"}
 CANINE_TYPES = {"canine"}
+SPEECH_TYPES = {"wav2vec2", "wav2vec2-conformer", "wav2vec2-bert", "hubert", "wavlm", "whisper",
+                "data2vec-audio"}
 
 FAMILY_POOLINGS = {
     "encoder": ("mean", "cls"),
     "encoder-decoder": ("mean", "cls"),
-    "decoder": ("weighted", "weighted-reference", "mean"),
+    "decoder": ("weighted", "weighted-reference", "mean", "last"),
     "canine": ("mean", "cls"),
 }
 """Allowed poolings per family; the first is the default."""
@@ -78,8 +83,19 @@ def hidden_size(config) -> int:
     raise ModelError(f"cannot tell the hidden size of a {config.model_type} config")
 
 
+def _from_pretrained(cls, path: str, dtype: torch.dtype, **kw) -> torch.nn.Module:
+    """`cls.from_pretrained` with SDPA attention where the model has it, else its default."""
+    try:
+        return cls.from_pretrained(path, dtype=dtype, attn_implementation="sdpa", **kw)
+    except (ValueError, ImportError, NotImplementedError) as e:
+        if "sdpa" not in str(e).lower() and "attn" not in str(e).lower() and "attention" not in str(e).lower():
+            raise
+        return cls.from_pretrained(path, dtype=dtype, **kw)
+
+
 def load_backbone(path: str, config, family: str, dtype: torch.dtype) -> torch.nn.Module:
-    """The module to run: the whole model, or the encoder of an encoder-decoder."""
+    """The module to run: the whole model, or the encoder of an encoder-decoder (SDPA
+    attention where the model supports it)."""
     from transformers import AutoModel
 
     if family == "encoder-decoder":
@@ -90,18 +106,19 @@ def load_backbone(path: str, config, family: str, dtype: torch.dtype) -> torch.n
             level = transformers.logging.get_verbosity()
             transformers.logging.set_verbosity_error()  # the decoder's weights are skipped on purpose
             try:
-                return getattr(transformers, cls).from_pretrained(path, dtype=dtype)
+                return _from_pretrained(getattr(transformers, cls), path, dtype)
             finally:
                 transformers.logging.set_verbosity(level)
-        full = AutoModel.from_pretrained(path, dtype=dtype)
+        full = _from_pretrained(AutoModel, path, dtype)
         encoder = full.get_encoder()
         del full  # the decoder is freed with the full model
         return encoder
-    return AutoModel.from_pretrained(path, dtype=dtype)
+    return _from_pretrained(AutoModel, path, dtype)
 
 
 def prepare_tokenizer(tok, family: str) -> None:
-    """Right padding everywhere (decoders then need no position shift) and a pad token."""
+    """Right padding by default (LoadedModel.embed also handles left-padded decoder batches)
+    and a pad token: the tokenizer's own, else eos, else unk (Llama, Qwen, GPT-2 have none)."""
     tok.padding_side = "right"
     if tok.pad_token is None:
         if tok.eos_token is not None:
