@@ -9,7 +9,6 @@ which module runs and which poolings apply (engine/models/families.py, engine/mo
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import inspect
 import json
 from dataclasses import dataclass, field
@@ -257,10 +256,14 @@ def _fingerprint(path: Path, name: str, commit: str) -> str:
 def _load_speech(path: Path, config, device: torch.device, dtype: torch.dtype):
     """Speech models go to engine/models/speech.py when it exists."""
     module = "babelmap.engine.models.speech"
-    if importlib.util.find_spec(module) is None:
+    try:
+        speech = importlib.import_module(module)
+    except ModuleNotFoundError as e:
+        if e.name != module:
+            raise
         raise ModelError(f"{path} is a {config.model_type} speech model; speech models are not supported yet "
-                         "(babelmap extracts text models)")
-    return importlib.import_module(module).load_speech_model(path, config, device=device, dtype=dtype)
+                         "(babelmap extracts text models)") from None
+    return speech.load_speech_model(path, config, device=device, dtype=dtype)
 
 
 def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str = "float32",
