@@ -27,7 +27,7 @@ _LAZY: dict[str, str] = {
     "measure": "babelmap.api",
     "correlate": "babelmap.api",
     "run": "babelmap.api",
-    "RunResult": "babelmap.api",
+    "RunResult": "babelmap.pipeline",
     "load": "babelmap.api",
     "open_store": "babelmap.api",
     "ParallelCorpus": "babelmap.engine.corpora.base",
@@ -45,8 +45,7 @@ _LAZY: dict[str, str] = {
 __all__ = sorted(_LAZY)
 
 if TYPE_CHECKING:  # pragma: no cover
-    from babelmap.api import (RunResult, correlate, extract, load, measure, open_store, read_corpus, run,
-                              similarity)
+    from babelmap.api import correlate, extract, load, measure, open_store, read_corpus, run, similarity
     from babelmap.encoding import clear_model_cache, encode
     from babelmap.engine.cache import cache_dir
     from babelmap.engine.corpora.base import ParallelCorpus
@@ -54,6 +53,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from babelmap.engine.store import Store
     from babelmap.kernels.matrix import LanguageMatrix
     from babelmap.kernels.result import SimilarityResult
+    from babelmap.pipeline import RunResult
 
 
 def __getattr__(name: str) -> Any:

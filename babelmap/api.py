@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Mapping, Sequence
 
@@ -28,6 +27,7 @@ if TYPE_CHECKING:  # pragma: no cover
     from babelmap.engine.store import Store
     from babelmap.kernels.matrix import LanguageMatrix
     from babelmap.kernels.result import SimilarityResult
+    from babelmap.pipeline import RunResult
 
 log = logging.getLogger("babelmap")
 
@@ -47,8 +47,9 @@ def load(path_or_name: str | os.PathLike) -> "SimilarityResult":
     from babelmap.kernels.result import SimilarityResult
     p = Path(path_or_name)
     if p.is_dir():
-        if (p / "similarity.h5").exists():
-            return SimilarityResult.load(p / "similarity.h5")
+        if (p / "similarity.h5").exists():          # a run's folder: with the run's default layer
+            from babelmap.pipeline import open_similarity
+            return open_similarity(p)
         if list(p.glob("sents_layer*.tsv")):
             return SimilarityResult.from_tsv(p)
         raise BabelmapError(f"{p} is a folder without similarity.h5 or sents_layer*.tsv files")
@@ -111,17 +112,11 @@ def similarity(store: "Store | str | os.PathLike", layers: Sequence[int] | None 
                measure: str = "cosine-mean", bootstrap: int = 0, out: str | os.PathLike | None = None,
                **options: Any) -> "SimilarityResult":
     """All-pair, all-layer language similarity of a store (an open Store or a path) as a
-    SimilarityResult; `out` also saves it there. Options pass to
-    `kernels.similarity.compute_similarity` (languages, sentences, device, precision, center,
-    progress, seed, ...)."""
-    import inspect
-
+    SimilarityResult; `measure`: `cosine-mean` (mPLM-Sim), `mexa` or `retrieval@K`; `out`
+    also saves it there. Options pass to `kernels.similarity.compute_similarity` (languages,
+    sentences, device, precision, center, pivot, bootstrap_unit, progress, seed, ...)."""
     from babelmap.kernels.similarity import compute_similarity
-    if "measure" in inspect.signature(compute_similarity).parameters:
-        options["measure"] = measure
-    elif measure != "cosine-mean":
-        raise BabelmapError(f"measure {measure!r} is not available in this version (only cosine-mean)")
-    result = compute_similarity(store, layers=layers, bootstrap=bootstrap, **options)
+    result = compute_similarity(store, layers=layers, measure=measure, bootstrap=bootstrap, **options)
     if out is not None:
         result.path = result.save(out)
     return result
@@ -129,15 +124,19 @@ def similarity(store: "Store | str | os.PathLike", layers: Sequence[int] | None 
 
 def measure(name: str, languages: Any, **inputs: Any) -> "LanguageMatrix":
     """A linguistic measure by name (`genetic`, `geographic`, ..., `glottolog`, `asjp`, `lex`,
-    `file`) over `languages` (ids, or anything with `.languages`: a result, store or corpus),
-    from the one measure registry; `inputs` gives what it needs (glottolog=folder,
-    asjp=folder, corpus=ParallelCorpus, path=file)."""
+    `file`) over `languages` (ids, names or codes, or anything with `.languages`: a result, a
+    store, a corpus), from the one measure registry; `inputs` gives what it needs
+    (glottolog=folder, asjp=folder, corpus=ParallelCorpus, path=file)."""
     return _measure_by_name(name, languages, **inputs)
 
 
 def _measure_by_name(name: str, languages: Any, **inputs: Any) -> "LanguageMatrix":
     from babelmap.analysis.linguistic import compute_measure
-    langs = list(getattr(languages, "languages", languages))
+    if hasattr(languages, "languages"):
+        langs = list(languages.languages)
+    else:
+        from babelmap.engine.languages import resolve
+        langs = [resolve(str(l)) for l in languages]          # names and codes -> ids
     return compute_measure(name, langs, **inputs)
 
 
@@ -165,42 +164,18 @@ def correlate(result: "SimilarityResult", measure: Any, *, inputs: Mapping[str, 
 
 
 # -- the whole pipeline ----------------------------------------------------------------------
-@dataclass
-class RunResult:
-    """What `babelmap.run` produced: the results folder, the summary the report was written
-    from, and the similarity result (opened on first use)."""
-
-    out: Path
-    summary: Any
-    _result: Any = field(default=None, repr=False)
-
-    @property
-    def result(self) -> "SimilarityResult":
-        """The run's SimilarityResult (`<out>/similarity.h5`, best layer recorded)."""
-        if self._result is None:
-            self._result = load(self.out)
-        return self._result
-
-    @property
-    def report(self) -> Path:
-        return self.out / "report.md"
-
-    @property
-    def store(self) -> Path:
-        return self.out / "store.h5"
-
-
-def run(out: str | os.PathLike = "results/default", **config: Any) -> RunResult:
+def run(out: str | os.PathLike = "results/default", **config: Any) -> "RunResult":
     """Run (or resume) the whole job of `babelmap run`: corpus -> store -> similarity ->
     measures -> correlation -> clusters -> figures -> report in the folder `out`. `config`
     takes the options of the command (corpus, format, model, langs, max_sentences, measures,
-    device, bootstrap, ...); with none, the embedded default run."""
+    device, bootstrap, ...); with none, the embedded default run. Returns the pipeline's
+    RunResult (`.summary`, `.similarity()`, `.correlations()`, `.report`, ...)."""
     from dataclasses import fields
 
-    from babelmap.analysis.pipeline import RunConfig, run_pipeline
+    from babelmap.pipeline import RunConfig
+    from babelmap.pipeline import run as run_pipeline
     known = {f.name for f in fields(RunConfig)}
     unknown = sorted(set(config) - known)
     if unknown:
         raise BabelmapError(f"unknown run option(s) {', '.join(unknown)}; known: {', '.join(sorted(known - {'out'}))}")
-    summary = run_pipeline(RunConfig(out=str(out), **config))
-    return RunResult(Path(out), summary)
+    return run_pipeline(RunConfig(out=str(out), **config))

@@ -72,10 +72,16 @@ def test_measure_and_similarity_options(tiny_bert, tmp_path):
     assert r.layers == [1]
     with pytest.raises(babelmap.BabelmapError):
         babelmap.similarity(store, measure="no-such-measure", progress=False)
+    mexa = babelmap.similarity(store, measure="mexa", progress=False, out=tmp_path / "mexa.h5")
+    assert mexa.measure == "mexa" and "measure mexa" in repr(mexa)
+    assert babelmap.load(tmp_path / "mexa.h5").measure == "mexa"
     lex = babelmap.measure("lex", r, corpus=corpus, progress=False)            # languages from the result
     assert lex.languages == r.languages
     # LEX of a language with itself is 0 (minus the mean edit distance), of two others below 0
     assert lex.get("eng_Latn", "eng_Latn") == 0 and lex.get("eng_Latn", "fra_Latn") < 0
+    by_name = babelmap.measure("lex", ["French", "en"], corpus=corpus, progress=False)   # names resolve
+    assert sorted(by_name.languages) == ["eng_Latn", "fra_Latn"]
+    assert by_name.get("fra_Latn", "eng_Latn") == lex.get("fra_Latn", "eng_Latn")
     with pytest.raises(babelmap.BabelmapError, match="unknown run option"):
         babelmap.run(tmp_path / "run", no_such_option=1)
 
