@@ -50,6 +50,13 @@ def test_load_paths_names_and_layers(tmp_path, caplog):
     assert r2.default_layer == 8 and "last layer" in r2.default_layer_reason
     with pytest.raises(BabelmapError, match="layer 3"):
         r2.get("eng_Latn", "deu_Latn", layer=3)
+    # a run records its chosen layer beside similarity.h5 (never rewriting it); load applies it
+    (tmp_path / "run" / "correlation").mkdir()
+    (tmp_path / "run" / "correlation" / "default_layer.json").write_text(
+        '{"best_layer": 4, "reason": "highest mean Pearson r over lex"}')
+    r3 = babelmap.load(tmp_path / "run")
+    assert r3.default_layer == 4 and "over lex" in repr(r3)
+    assert r3.get("English", "German") == pytest.approx(float(r3.sim[1, 1, 0]))
 
 
 def test_unknown_names_and_shipped(tmp_path, monkeypatch):
