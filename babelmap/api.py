@@ -140,17 +140,14 @@ def _measure_by_name(name: str, languages: Any, **inputs: Any) -> "LanguageMatri
     return compute_measure(name, langs, **inputs)
 
 
-def as_matrix(measure: Any, languages: Sequence[str], **inputs: Any) -> "LanguageMatrix":
-    """A measure argument as a LanguageMatrix: a LanguageMatrix as is, a path to a square TSV or
-    HDF5 matrix, or a registered measure name computed over `languages`."""
+def as_matrix(measure: Any, languages: Any, **inputs: Any) -> "LanguageMatrix":
+    """A measure argument as a LanguageMatrix: a LanguageMatrix as is; else a measure name or a
+    matrix file, computed over `languages` by the measure registry."""
     from babelmap.kernels.matrix import LanguageMatrix
     if isinstance(measure, LanguageMatrix):
         return measure
-    if isinstance(measure, (str, os.PathLike)) and Path(measure).is_file():
-        from babelmap.analysis.linguistic import read_matrix
-        return read_matrix(measure)
-    if isinstance(measure, str):
-        return _measure_by_name(measure, languages, **inputs)
+    if isinstance(measure, (str, os.PathLike)):
+        return _measure_by_name(str(measure), languages, **inputs)
     raise BabelmapError(f"unknown measure {measure!r}: give a LanguageMatrix, a matrix file or a measure name")
 
 
@@ -160,7 +157,7 @@ def correlate(result: "SimilarityResult", measure: Any, *, inputs: Mapping[str, 
     LanguageMatrix, a matrix file, or a measure name with its `inputs`); options pass to
     `analysis.correlation.correlate` (min_partners, layers, bootstrap, ...)."""
     from babelmap.analysis.correlation import correlate as _correlate
-    return _correlate(result, as_matrix(measure, result.languages, **dict(inputs or {})), **options)
+    return _correlate(result, as_matrix(measure, result, **dict(inputs or {})), **options)
 
 
 # -- the whole pipeline ----------------------------------------------------------------------
