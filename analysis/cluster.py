@@ -100,24 +100,18 @@ class Clustering:
         """Write the whole clustering (linkage, distances, labels, info) to HDF5 `path` through a
         temporary name; `Clustering.load` gives it back unchanged."""
         import h5py
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("languages", data=np.array(self.languages, dtype=object),
-                                 dtype=h5py.string_dtype("utf-8"))
-                f.create_dataset("Z", data=np.asarray(self.Z, dtype=np.float64))
-                f.create_dataset("distance", data=np.asarray(self.distance, dtype=np.float64))
-                if self.labels is not None:
-                    f.create_dataset("labels", data=np.asarray(self.labels, dtype=np.int64))
-                f.attrs.update({"format": "babelmap.clustering", "method": self.method, "name": self.name,
-                                "filled": int(self.filled), "info": json.dumps(self.info, default=str)})
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+
+        from babelmap.engine.atomic import replaced_atomically
+        with replaced_atomically(path) as tmp, h5py.File(tmp, "w") as f:
+            f.create_dataset("languages", data=np.array(self.languages, dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("Z", data=np.asarray(self.Z, dtype=np.float64))
+            f.create_dataset("distance", data=np.asarray(self.distance, dtype=np.float64))
+            if self.labels is not None:
+                f.create_dataset("labels", data=np.asarray(self.labels, dtype=np.int64))
+            f.attrs.update({"format": "babelmap.clustering", "method": self.method, "name": self.name,
+                            "filled": int(self.filled), "info": json.dumps(self.info, default=str)})
+        return Path(path)
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Clustering":

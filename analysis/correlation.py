@@ -454,20 +454,15 @@ def save_correlations(corrs: dict[str, Correlation], path: str | os.PathLike) ->
     """Write several correlations into one HDF5 file (one group per measure, in order) through
     a temporary name, so a reader never sees half a file."""
     import h5py
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-    tmp.unlink(missing_ok=True)
-    try:
+
+    from babelmap.engine.atomic import replaced_atomically
+    with replaced_atomically(path) as tmp:
         with h5py.File(tmp, "w") as f:
             f.attrs["format"] = "babelmap.correlations"
             f.attrs["order"] = json.dumps(list(corrs))
         for i, c in enumerate(corrs.values()):
             c.save(tmp, group=f"m{i}")
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return path
+    return Path(path)
 
 
 def load_correlations(path: str | os.PathLike) -> dict[str, Correlation]:

@@ -233,10 +233,8 @@ class Selection:
                 "excluded": self.excluded, "oracle_score": self.oracle_score.tolist(),
                 **{key: {m: np.asarray(v).tolist() for m, v in getattr(self, key).items()}
                    for key in ("chosen_score", "ranks", "ndcg", "ndcg_k")}}
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        from babelmap.engine.atomic import write_text_atomically
+        return write_text_atomically(path, json.dumps(data, indent=1))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Selection":

@@ -15,8 +15,6 @@ Every aligner returns an `engine.alignments.Alignment`.
 """
 from __future__ import annotations
 
-from typing import Sequence
-
 import numpy as np
 
 from babelmap.engine.alignments import Alignment

@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import logging
-import os
 import sys
 import time
 from dataclasses import dataclass
@@ -20,6 +19,8 @@ from pathlib import Path
 from typing import Any, Callable, Generic, TypeVar
 
 import numpy as np
+
+from babelmap.engine.atomic import write_text_atomically
 
 log = logging.getLogger("babelmap.pipeline")
 T = TypeVar("T")
@@ -82,9 +83,7 @@ class StageLog:
         self.say(f"[{self.n}/{self.total}] {name}: skipped ({why})")
 
     def _save(self) -> None:
-        tmp = self.path.with_name(self.path.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(self.state, indent=1))
-        os.replace(tmp, self.path)
+        write_text_atomically(self.path, json.dumps(self.state, indent=1))
 
     def say(self, msg: str) -> None:
         if self.progress:

@@ -12,6 +12,8 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from babelmap.engine.atomic import write_text_atomically
+
 SUMMARY = "summary.json"
 
 
@@ -51,10 +53,7 @@ class RunSummary:
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write `summary.json` (in `out` by default) through a temporary name."""
         path = Path(path) if path is not None else Path(self.out) / SUMMARY
-        tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(asdict(self), indent=1, default=str), encoding="utf-8")
-        os.replace(tmp, path)
-        return path
+        return write_text_atomically(path, json.dumps(asdict(self), indent=1, default=str))
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RunSummary":
