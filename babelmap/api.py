@@ -54,6 +54,9 @@ def load(path_or_name: str | os.PathLike) -> "SimilarityResult":
             return SimilarityResult.from_tsv(p)
         raise BabelmapError(f"{p} is a folder without similarity.h5 or sents_layer*.tsv files")
     if p.exists():
+        if p.name == "similarity.h5" and (p.parent / "run-state.json").exists():   # a run's file: its default layer
+            from babelmap.pipeline import open_similarity
+            return open_similarity(p.parent)
         return SimilarityResult.load(p)
     name = str(path_or_name)
     if "/" in name and not name.endswith((".h5", ".hdf5")) and not Path(name).parent.exists():

@@ -79,6 +79,8 @@ def test_report_states_the_numbers(finished):
     assert f"**Default layer: {summary['best_layer']}**" in report
     from babelmap.pipeline import open_similarity
     assert open_similarity(out).default_layer == summary["best_layer"]
+    import babelmap                                      # the folder or its similarity.h5: the same default
+    assert babelmap.load(out).default_layer == babelmap.load(out / "similarity.h5").default_layer == summary["best_layer"]
     assert "![dendrogram](figures/dendrogram_layer" in report and (out / "figures" / "best_layers.png").exists()
     assert f"default layer: {summary['best_layer']}" in printed and str(out / "report.md") in printed
 
