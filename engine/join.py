@@ -25,9 +25,10 @@ import numpy as np
 
 from babelmap.engine.diskspace import check_free_space
 from babelmap.engine.errors import StoreError
-from babelmap.engine.parts import (BadPart, PartInfo, describe_diff, fsync_dir, is_tmp, list_parts,
-                                   parts_dir, provenance_diff, read_part_info, recover_interrupted_join,
-                                   shards_dir, span_chunk, write_bytes_atomic)
+from babelmap.engine.diskwrite import fsync_dir, write_bytes_safely
+from babelmap.engine.parts import (BadPart, PartInfo, describe_diff, is_tmp, list_parts, parts_dir,
+                                   provenance_diff, read_part_info, recover_interrupted_join, shards_dir,
+                                   span_chunk)
 from babelmap.engine.store import STR, default_attrs, record_provenance, tmp_path, write_blocks_table
 
 log = logging.getLogger("babelmap")
@@ -176,7 +177,7 @@ def join_parts(folder: Path, out: Path, *, languages: Sequence[str], sentence_id
                         documents=documents)
     check_free_space(out.parent, len(image) + (1 << 20), f"the store index {out.name}")
     tmp = tmp_path(out)
-    write_bytes_atomic(image, tmp, "store index", "The parts are kept; free space and run the same command again")
+    write_bytes_safely(image, tmp, "store index", "The parts are kept; free space and run the same command again")
     try:
         moved = folder.resolve() != shards.resolve()
         if moved:

@@ -28,8 +28,20 @@ class OutputLock:
         self.out = out
         self._lock = FileLock(str(self.path))
 
+    def _can_create(self) -> None:
+        """StoreError with the real reason when the lock file cannot be created at all (a
+        read-only or special folder such as /proc, a missing permission, a full disk), so
+        that is never reported as "another run is writing"."""
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+            os.close(fd)
+        except OSError as e:
+            raise StoreError(f"cannot write the store {self.out}: {self.path.parent} does not accept new files "
+                             f"({e.strerror or e}); choose an --out in a folder you can write") from None
+
     def acquire(self) -> "OutputLock":
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._can_create()
         try:
             self._lock.acquire(timeout=0)
         except Timeout:
@@ -39,8 +51,15 @@ class OutputLock:
                 "started": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
                 "command": " ".join(sys.argv)}
         tmp = self.owner.with_name(self.owner.name + f".tmp-{os.getpid()}")
-        tmp.write_text(json.dumps(info))
-        os.replace(tmp, self.owner)
+        try:
+            tmp.write_text(json.dumps(info))
+            os.replace(tmp, self.owner)
+        except OSError as e:
+            tmp.unlink(missing_ok=True)
+            self._lock.release()
+            from babelmap.engine.diskspace import write_failure
+            raise write_failure(e, self.owner, len(json.dumps(info)), "the lock owner file",
+                                "Nothing was started; free space and run again") from None
         return self
 
     def _holder(self) -> str:

@@ -21,7 +21,9 @@ Layout of a part:
 Test hooks (environment, per process; used by the fault tests with real subprocesses):
 `BABELMAP_TEST_KILL_AFTER_PARTS=N` SIGKILLs the process right after its N-th rename,
 `BABELMAP_TEST_KILL_BEFORE_RENAME=N` right before it (the temporary file stays behind),
-`BABELMAP_TEST_ENOSPC_AT_PART=N` makes the N-th write fail as a full disk would.
+`BABELMAP_TEST_ENOSPC_AT_PART=N` makes the N-th write fail as a full disk would,
+`BABELMAP_TEST_FILL_AFTER_PARTS=N` fills the real file system holding the parts folder right
+after the N-th rename (a file `<folder>/../FILLER_NAME`), so the disk is really full from there.
 """
 from __future__ import annotations
 
@@ -41,7 +43,8 @@ from typing import Any, Iterable, Mapping, Sequence
 import h5py
 import numpy as np
 
-from babelmap.engine.diskspace import check_free_space, write_failure
+from babelmap.engine.diskwrite import TMP_MARK, fsync_dir, write_bytes_safely
+from babelmap.engine.diskspace import write_failure
 from babelmap.engine.errors import StoreError
 from babelmap.engine.store import CHUNK_BYTES, PROVENANCE_KEYS, STR
 
@@ -56,7 +59,7 @@ NOT_PROVENANCE = {"format", "format_version", "part_version", "uid", "provenance
                   "created", "command", "skipped", "skip_bad", "storage", "shards", "provenance",
                   "provenance_sha256", "chunk_sentences", "language", "language_index", "unit", "batch_start",
                   "batch_stop", "sentence_first", "sentence_last", "checksum", "written_order"}
-TMP_MARK = ".tmp-"
+FILLER_NAME = "babelmap-test-filler"
 HASH_VERSION = "babelmap-block-sha256-v1"
 HASH_PIECE = 4096  # rows hashed per update (any value gives the same digest)
 
@@ -186,19 +189,6 @@ def _env_n(name: str) -> int | None:
     return int(v) if v else None
 
 
-def fsync_dir(path: Path) -> None:
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:  # pragma: no cover - platforms without directory fds
-        return
-    try:
-        os.fsync(fd)
-    except OSError:  # pragma: no cover
-        pass
-    finally:
-        os.close(fd)
-
-
 def _validate(block: Block, dtype: np.dtype | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     s = np.asarray(block.sentences, np.int64)
     nt = np.asarray(block.n_tokens, np.int32)
@@ -269,38 +259,15 @@ def part_image(uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any]) -> t
     return bio.getbuffer(), sums
 
 
-def write_bytes_atomic(data, final: Path, what: str, after: str, hook: int | None = None) -> Path:
-    """Write `data` to `final` through a temporary sibling: write, fsync, rename, fsync the
-    folder. Any failure removes the temporary and raises one StoreError (see write_failure)."""
-    tmp = final.with_name(f".{final.name}{TMP_MARK}{os.getpid()}")
-    needed = len(data)
-    try:
-        check_free_space(final.parent, needed, f"{what} {final.name}")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            view = memoryview(data)
-            if hook is not None and _env_n("BABELMAP_TEST_ENOSPC_AT_PART") == hook:
-                os.write(fd, view[: len(view) // 2])
-                raise OSError(errno.ENOSPC, "No space left on device (simulated)")
-            while view:
-                view = view[os.write(fd, view):]
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        if hook is not None and _env_n("BABELMAP_TEST_KILL_BEFORE_RENAME") == hook:
+def _write_part_bytes(data, final: Path, hook: int) -> Path:
+    """write_bytes_safely with the part test hooks (simulated ENOSPC, kill before rename)."""
+    def kill() -> None:
+        if _env_n("BABELMAP_TEST_KILL_BEFORE_RENAME") == hook:
             os.kill(os.getpid(), signal.SIGKILL)
-        os.replace(tmp, final)
-    except StoreError as e:
-        tmp.unlink(missing_ok=True)
-        raise StoreError(f"{e}. {after}") from None
-    except (OSError, RuntimeError) as e:
-        tmp.unlink(missing_ok=True)
-        raise write_failure(e, final, needed, what, after) from None
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    fsync_dir(final.parent)
-    return final
+    fail = len(data) // 2 if _env_n("BABELMAP_TEST_ENOSPC_AT_PART") == hook else None
+    return write_bytes_safely(data, final, "part",
+                              "Finished parts are kept; free space and run the same command again to resume",
+                              before_rename=kill, fail_after=fail)
 
 
 def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any], *old) -> Path:
@@ -318,13 +285,29 @@ def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[s
     image, _ = part_image(uid, blocks, attrs)
     key = str(folder.resolve())
     nth = _written.get(key, 0) + 1
-    final = write_bytes_atomic(image, folder / part_filename(uid), "part",
-                               "Finished parts are kept; free space and run the same command again to resume",
-                               hook=nth)
+    final = _write_part_bytes(image, folder / part_filename(uid), nth)
     _written[key] = nth
+    if _env_n("BABELMAP_TEST_FILL_AFTER_PARTS") == nth:
+        _fill_disk(folder.parent / FILLER_NAME)
     if _env_n("BABELMAP_TEST_KILL_AFTER_PARTS") == nth:
         os.kill(os.getpid(), signal.SIGKILL)
     return final
+
+
+def _fill_disk(path: Path) -> None:
+    """Test hook: write zeros to `path` until the file system is full."""
+    block = b"\0" * (1 << 16)
+    with open(path, "ab", buffering=0) as fh:
+        try:
+            while True:
+                fh.write(block)
+        except OSError:
+            pass
+        try:
+            while True:
+                fh.write(b"\0" * 512)
+        except OSError:
+            pass
 
 
 # --------------------------------------------------------------------------------- reading

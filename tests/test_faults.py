@@ -181,6 +181,17 @@ def test_second_run_on_the_same_output_is_locked_out(tmp_path, setup, tiny_bert)
     run(corpus, out, tiny_bert)  # free again
 
 
+def test_out_where_no_file_can_be_created_says_so(setup, tiny_bert, capsys):
+    corpus_dir, corpus, _ = setup
+    if not os.path.isdir("/proc/self"):
+        pytest.skip("needs a /proc file system")
+    with pytest.raises(StoreError, match=r"cannot write the store /proc/x.h5: /proc does not accept new files"):
+        run(corpus, "/proc/x.h5", tiny_bert)
+    assert cli(extract_args(corpus_dir, tiny_bert, "/proc/x.h5")) == 1
+    err = capsys.readouterr().err
+    assert "does not accept new files" in err and "another run" not in err and "Traceback" not in err
+
+
 @pytest.mark.slow
 def test_lock_between_processes(tmp_path, setup, tiny_bert):
     corpus_dir, _, _ = setup
