@@ -15,10 +15,13 @@ def test_flores_dev_real(flores_dir: Path) -> None:
     assert c.languages == sorted(f.stem for f in files) and len(c.languages) == 204
     assert len(c.sentence_ids) == 997 and c.sentence_ids[0] == "dev:1" and c.sentence_ids[-1] == "dev:997"
     assert c.mask.all()
-    # independent reading of the same files: every line of a few languages, byte for byte
+    # independent reading of the same files: every line of a few languages, stripped as the
+    # reference (mPLM-Sim) strips them
     for lang in ("eng_Latn", "zho_Hant", "cat_Latn", "shn_Mymr"):
         raw = (flores_dir / "dev" / f"{lang}.dev").read_bytes().decode("utf-8")
-        assert c.text(lang) == raw.split("\n")[:-1]
+        assert c.text(lang) == [ln.strip() for ln in raw.split("\n")[:-1]]
+    assert c.text("zho_Hant")[2].startswith("JAS 39C")           # was " JAS 39C" in the file
+    assert c.normalization == "strip" and c.provenance()["split"] == "dev"
     eng_first = (flores_dir / "dev" / "eng_Latn.dev").read_text(encoding="utf-8").split("\n")[0]
     assert c.text("eng_Latn")[0] == eng_first and eng_first.startswith("On Monday, scientists")
     assert c.meta["eng_Latn"]["licence"] == "CC-BY-SA-4.0" and c.meta["zho_Hans"]["script"] == "Hans"

@@ -1,7 +1,7 @@
 """eBible reader (BibleNLP native layout): `metadata/vref.txt` + `corpus/<code>-<id>.txt`.
 
 Line i of every corpus file is the verse on line i of vref.txt (sentence ids = vref lines,
-`MAT 1:1`). An empty line is a missing verse; a line exactly `<range>` is missing too: its text
+`MAT 1:1`; documents = chapters, `MAT 1`). Each verse is stripped of surrounding whitespace. An empty line is a missing verse; a line exactly `<range>` is missing too: its text
 sits in the previous verse's line, which is then *merged* (holds the following verse as well).
 Merged verse ids are kept per language in `meta[lang]["merged"]` (from
 `metadata/subset_merged_verses.tsv` when present, and from `<range>` lines that follow their
@@ -23,8 +23,8 @@ from pathlib import Path
 from tqdm import tqdm
 
 from babelmap.engine.corpora.base import ParallelCorpus
-from babelmap.engine.corpora.common import (Skips, check_ids_unique, decode_utf8, language_error_as_corpus_error,
-                                            read_lines)
+from babelmap.engine.corpora.common import (NORMALIZATION, Skips, check_ids_unique, check_no_nul, clean_text,
+                                            decode_utf8, language_error_as_corpus_error, read_lines)
 from babelmap.engine.errors import CorpusError, LanguageError
 from babelmap.engine.languages import detect_script, iso639_3, language_name, make_id, normalize_code, script_code
 
@@ -169,6 +169,7 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
         code, tid = stem.split("-", 1)
         try:
             text = decode_utf8(f.read_bytes(), f, language=code)
+            check_no_nul(text, f, language=code)
         except CorpusError as e:
             skips.handle(e)
             continue
@@ -183,7 +184,7 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
                                      language=code, hint="every corpus file must have one line per vref line; "
                                                          "fix it or pass --skip-bad"))
             continue
-        row: list[str | None] = list(lines)
+        row: list[str | None] = [clean_text(t) for t in lines]
         range_idx = []
         for i in _blank_or_range(lines, text):
             if lines[i] == RANGE:
@@ -220,7 +221,7 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
              "script_detected": detected, "script_metadata": md.get("script"),
              # metadata naming another script than the text's (grc "Latin", lif "Devanagari")
              "script_mismatch": bool(from_meta and detected and from_meta not in (script, "Hani")),
-             "merged": [v for v in vref if v in merged] if merged else [], "range": ranges,
+             "merged": [v for v in vref if v in merged] if merged else [], "range": ranges, "vref": str(vref_path),
              "empty": len(row) - len(present) - len(ranges)}
         if drop_merged and merged:
             row = [None if vref[i] in merged else t for i, t in enumerate(row)]
@@ -240,8 +241,10 @@ def read_ebible(path: str | Path, *, skip_bad: bool = False, drop_merged: bool =
     if not rows:
         raise CorpusError("empty corpus: no readable translation", file=str(corpus_dir))
     langs = sorted(rows)
+    docs = [f"{p[0]} {p[1]}" if p else None for p in parsed]
     return ParallelCorpus(name, langs, list(vref), [rows[l] for l in langs], {l: metas[l] for l in langs},
-                          skips.records)
+                          skips.records, documents=docs, normalization=NORMALIZATION,
+                          documents_source="Bible chapter (BOOK C) of vref.txt")
 
 
 def _name(lang: str) -> str | None:

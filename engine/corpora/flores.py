@@ -1,7 +1,8 @@
 """FLORES-200 reader: `dev/<lang>.dev` and/or `devtest/<lang>.devtest`, one sentence per line.
 
 Language ids are the file names (already `<iso639-3>_<Script>`; other codes are normalised).
-Sentence ids are `<split>:<line>` (`dev:1` ... `dev:997`). Every file of a split must have the
+Sentence ids are `<split>:<line>` (`dev:1` ... `dev:997`); `split` records the split read, and
+`documents` the article URL of each sentence (from `metadata_<split>.tsv` when present). Every file of a split must have the
 same number of lines, else the reader stops naming the file, its line count and language.
 """
 from __future__ import annotations
@@ -9,7 +10,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from babelmap.engine.corpora.base import ParallelCorpus
-from babelmap.engine.corpora.common import (Skips, check_ids_unique, language_error_as_corpus_error,
+from babelmap.engine.corpora.common import (Skips, check_ids_unique, language_error_as_corpus_error, log,
                                             read_lines)
 from babelmap.engine.corpora.plain import build_corpus, check_line_counts, id_from_stem
 from babelmap.engine.errors import CorpusError, LanguageError
@@ -58,7 +59,7 @@ def read_flores(path: str | Path, *, split: str = "dev", skip_bad: bool = False,
             by_id.setdefault(lang, []).append(str(f))
         for lang in check_ids_unique(by_id, skips):
             rows.pop(lang, None)
-        n, bad = check_line_counts({l: len(r) for l, r in rows.items()}, src, skips)
+        n, bad = check_line_counts({l: len(r) for l, r in rows.items()}, src, skips, rows)
         for lang in bad:
             rows.pop(lang)
         per_split.append((s, rows, src, n))
@@ -75,4 +76,28 @@ def read_flores(path: str | Path, *, split: str = "dev", skip_bad: bool = False,
         src = {l: ";".join(sp[l] for _, _, sp, _ in per_split) for l in langs}
         sids = [f"{s}:{i + 1}" for s, _, _, n in per_split for i in range(n)]
     extra = {l: {"licence": LICENCE, "split": split} for l in rows}
-    return build_corpus(name or f"flores200-{split}", rows, src, sids, skips, root, extra)
+    corpus = build_corpus(name or f"flores200-{split}", rows, src, sids, skips, root, extra)
+    corpus.split = split
+    docs = [read_documents(root, s, n) for s, _, _, n in per_split]
+    if all(d is not None for d in docs):
+        corpus.documents = [u for d in docs for u in d]
+        corpus.documents_source = " + ".join(f"metadata_{s}.tsv URL" for s in splits)
+    return corpus
+
+
+def read_documents(root: Path, split: str, n: int) -> list[str] | None:
+    """The article URL of each of the `n` sentences of `split`, from `metadata_<split>.tsv` beside
+    the split folders (rows in sentence order); None when the file is absent or does not fit."""
+    import csv
+    for folder in (root, root.parent):
+        f = folder / f"metadata_{split}.tsv"
+        if f.exists():
+            break
+    else:
+        return None
+    with open(f, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh, delimiter="\t", quoting=csv.QUOTE_NONE))
+    if len(rows) != n or not rows or "URL" not in rows[0]:
+        log.warning("%s has %d rows for %d sentences (or no URL column): documents unknown", f, len(rows), n)
+        return None
+    return [r["URL"] for r in rows]

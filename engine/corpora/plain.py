@@ -11,8 +11,8 @@ from collections import Counter
 from pathlib import Path
 
 from babelmap.engine.corpora.base import ParallelCorpus
-from babelmap.engine.corpora.common import (Skips, check_ids_unique, language_error_as_corpus_error,
-                                            read_lines)
+from babelmap.engine.corpora.common import (NORMALIZATION, Skips, check_ids_unique, clean_text,
+                                            language_error_as_corpus_error, read_lines, refuse_common_word)
 from babelmap.engine.errors import CorpusError, LanguageError
 from babelmap.engine.languages import detect_script, language_name, normalize_code, script_of
 
@@ -27,9 +27,19 @@ def id_from_stem(stem: str, lines: list[str] | None = None) -> str:
     return normalize_code(stem, script=script)
 
 
-def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skips) -> tuple[int, set[str]]:
+def first_blank_line(lines: list[str]) -> int | None:
+    """1-based number of the first empty or whitespace-only line, or None."""
+    for i, ln in enumerate(lines, 1):
+        if not ln.strip():
+            return i
+    return None
+
+
+def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skips,
+                      rows: dict[str, list[str]] | None = None) -> tuple[int, set[str]]:
     """All files must have the same number of lines: the most common count is taken as right and
-    every other file is an error naming its count (or, skipping, is dropped)."""
+    every other file is an error naming its count (or, skipping, is dropped). A file with too many
+    lines that has a blank line is reported at its first blank line (the likely extra line)."""
     if not counts:
         return 0, set()
     common = Counter(counts.values()).most_common(2)
@@ -43,26 +53,36 @@ def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skip
     for lang, n in sorted(counts.items()):
         if n != expected:
             bad.add(lang)
+            blank = first_blank_line(rows[lang]) if rows is not None and n > expected else None
+            where = f"; line {blank} is blank (an extra line there shifts every later one)" if blank else ""
             skips.handle(CorpusError(f"{n} lines, but its sibling files have {expected}: sentences would be "
-                                     "misaligned", file=files[lang], line=min(n, expected) + 1, language=lang,
+                                     f"misaligned{where}", file=files[lang], line=blank or min(n, expected) + 1,
+                                     language=lang,
                                      hint="fix the file so that line i is the translation of line i everywhere, "
                                           "or pass --skip-bad to leave it out"))
     return expected, bad
 
 
 def read_plain(path: str | Path, *, skip_bad: bool = False, name: str | None = None,
-               suffix: str = ".txt") -> ParallelCorpus:
-    """Read a folder of line-aligned `<lang>.txt` files into a ParallelCorpus."""
+               suffix: str = ".txt", langs=None) -> ParallelCorpus:
+    """Read a folder of line-aligned `<lang>.txt` files (extension in any case: `.TXT`) into a
+    ParallelCorpus. A file named by a common English word (`tmp.txt`, `new.txt`) is refused unless
+    `langs` (the `--langs` list) names it."""
     folder = Path(path)
     if not folder.is_dir():
         raise CorpusError("not a folder of <lang>.txt files", file=str(folder))
     skips = Skips(skip_bad)
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.endswith(suffix))
+    files = sorted(p for p in folder.iterdir() if p.is_file() and p.name.lower().endswith(suffix.lower())
+                   and not p.name.startswith("."))
     by_id: dict[str, list[str]] = {}
     rows: dict[str, list[str]] = {}
     src: dict[str, str] = {}
     for f in files:
         stem = f.name[: -len(suffix)]
+        refused = refuse_common_word(stem, f, langs)
+        if refused is not None:
+            skips.handle(refused)
+            continue
         try:
             lines = read_lines(f, language=stem)
         except CorpusError as e:
@@ -77,7 +97,7 @@ def read_plain(path: str | Path, *, skip_bad: bool = False, name: str | None = N
         rows[lang], src[lang] = lines, str(f)
     for lang in check_ids_unique(by_id, skips):
         rows.pop(lang, None)
-    n, bad = check_line_counts({l: len(r) for l, r in rows.items()}, src, skips)
+    n, bad = check_line_counts({l: len(r) for l, r in rows.items()}, src, skips, rows)
     for lang in bad:
         rows.pop(lang)
     return build_corpus(name or f"plain:{folder.name}", rows, src, [str(i + 1) for i in range(n)], skips,
@@ -86,10 +106,11 @@ def read_plain(path: str | Path, *, skip_bad: bool = False, name: str | None = N
 
 def build_corpus(name: str, rows: dict[str, list[str]], src: dict[str, str], sentence_ids: list[str],
                  skips: Skips, where: Path | str, extra_meta: dict[str, dict] | None = None) -> ParallelCorpus:
-    """Line rows (empty line = missing) -> ParallelCorpus; an empty corpus or an empty file is an error."""
+    """Line rows -> ParallelCorpus, each sentence stripped of surrounding whitespace (an empty or
+    blank line = missing); an empty corpus or an empty file is an error."""
     texts, langs, meta = [], [], {}
     for lang in sorted(rows):
-        row = [t if t.strip() else None for t in rows[lang]]
+        row = [clean_text(t) for t in rows[lang]]
         if not any(t is not None for t in row):
             skips.handle(CorpusError("no text in this file", file=src[lang], language=lang,
                                      hint="remove the empty file or pass --skip-bad"))
@@ -103,7 +124,7 @@ def build_corpus(name: str, rows: dict[str, list[str]], src: dict[str, str], sen
     if not langs or not sentence_ids:
         raise CorpusError("empty corpus: no language with any sentence", file=str(where),
                           hint="check the path and the format")
-    return ParallelCorpus(name, langs, sentence_ids, texts, meta, skips.records)
+    return ParallelCorpus(name, langs, sentence_ids, texts, meta, skips.records, normalization=NORMALIZATION)
 
 
 def _name(lang: str) -> str | None:
