@@ -58,7 +58,7 @@ PART_KEYS = tuple(PROVENANCE_KEYS) + ("compute_dtype", "token_budget")
 NOT_PROVENANCE = {"format", "format_version", "part_version", "uid", "provenance_keys", "babelmap_version",
                   "created", "command", "skipped", "skip_bad", "storage", "shards", "provenance",
                   "provenance_sha256", "chunk_sentences", "language", "language_index", "unit", "batch_start",
-                  "batch_stop", "sentence_first", "sentence_last", "checksum", "written_order"}
+                  "batch_stop", "sentence_first", "sentence_last", "checksum"}
 FILLER_NAME = "babelmap-test-filler"
 HASH_VERSION = "babelmap-block-sha256-v1"
 HASH_PIECE = 4096  # rows hashed per update (any value gives the same digest)
@@ -270,13 +270,11 @@ def _write_part_bytes(data, final: Path, hook: int) -> Path:
                               before_rename=kill, fail_after=fail)
 
 
-def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any], *old) -> Path:
+def write_part(folder: Path, uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any]) -> Path:
     """Write one finished unit atomically (temp name, fsync, rename, fsync the folder) and
     return its path. Each block's sha256 is computed here, once. Any failure (full disk,
     I/O error) removes the temporary and raises one StoreError; finished parts are kept.
     Safe to call from a writer thread: it touches only NumPy, h5py and the file system."""
-    if isinstance(blocks, np.ndarray):  # the old call write_part(folder, filename, sentences, n_tokens, emb, attrs)
-        return _write_part_old(folder, uid, blocks, attrs, *old)  # type: ignore[arg-type]
     folder = Path(folder)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -489,54 +487,3 @@ def finished_units(folder: Path, expected: Mapping[str, Any], out: Path) -> dict
             continue
         done[info.uid] = info
     return done
-
-
-# ------------------------------------------------------- transition shims for the old extract
-@dataclass
-class Part:
-    """Old-style view of a part (language and batch range from its attributes)."""
-
-    path: Path
-    attrs: dict
-
-    @property
-    def lang(self) -> str:
-        return str(self.attrs["language"])
-
-    @property
-    def batch_range(self) -> tuple[int, int]:
-        return int(self.attrs["batch_start"]), int(self.attrs["batch_stop"])
-
-
-def read_part(path: Path) -> Part:
-    """Old-style reader kept while engine.extract moves to `finished_units` (BadPart on damage)."""
-    info = read_part_info(path)
-    for k in ("language", "batch_start", "batch_stop"):
-        if k not in info.attrs:
-            raise BadPart(f"{path.name}: attribute {k!r} is missing")
-    return Part(path, info.attrs)
-
-
-def read_arrays(part: Part, n_layers: int, hidden: int, dtype: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Old-style (sentences, n_tokens, emb) of a one-block part, in the order it was written."""
-    info = read_part_info(part.path)
-    if len(info.blocks) != 1:
-        raise BadPart(f"{part.path.name}: {len(info.blocks)} blocks")
-    emb = read_block(info, 0)
-    s, nt = info.blocks[0][3], info.n_tokens[0]
-    if block_checksum(s, nt, emb) != info.sha256[0]:
-        raise BadPart(f"{part.path.name}: checksum mismatch (the file is corrupt)")
-    order = np.asarray(json.loads(part.attrs.get("written_order", "null")) or np.arange(s.size))
-    inv = np.empty_like(order)
-    inv[order] = np.arange(order.size)
-    return s[inv], nt[inv], emb[:, inv, :]
-
-
-def _write_part_old(folder: Path, filename: str, sentences, n_tokens, emb, attrs: Mapping) -> Path:
-    sentences = np.asarray(sentences, np.int64)
-    order = np.argsort(sentences, kind="stable")
-    s = sentences[order]
-    block = Block(str(attrs["language"]), int(attrs["language_index"]), int(s[0]) if s.size else 0,
-                  int(s[-1]) + 1 if s.size else 0, s, np.asarray(n_tokens, np.int32)[order], np.asarray(emb)[:, order, :])
-    uid = str(attrs.get("unit", filename))
-    return write_part(folder, uid, [block], dict(attrs, written_order=json.dumps(order.tolist())))

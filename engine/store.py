@@ -422,3 +422,61 @@ def describe_store(path: str | os.PathLike, seconds: float | None = None) -> str
     if seconds is not None:
         lines[-1] += f", {seconds:.1f} s"
     return "\n".join(lines)
+
+
+def pack_store(src: str | os.PathLike, dest: str | os.PathLike, progress: bool = False) -> Path:
+    """Copy a store (index + shards) into one self-contained file `dest`, e.g. to move or
+    share a single file. The block checksums are carried over unchanged, so `babelmap check
+    dest` proves the copy faithful. Written through a temporary name; refused early when
+    the disk lacks the space."""
+    from tqdm.auto import tqdm
+
+    from babelmap.engine.diskspace import check_free_space, write_failure
+    src, dest = Path(src), Path(dest)
+    if dest.resolve() == src.resolve():
+        raise StoreError(f"--pack needs another file name than the store itself ({src})")
+    with open_store(src) as st:
+        L, K, S, H = st.shape
+        check_free_space(dest.parent, int(st.disk_bytes * 1.05) + (4 << 20), f"the packed copy {dest.name}")
+        tmp = tmp_path(dest)
+        f = None
+        try:
+            f = h5py.File(tmp, "w")
+            for name in ("languages", "sentence_ids", "mask", "n_tokens", "layers", "documents"):
+                if name in st.f:
+                    st.f.copy(st.f[name], f, name)
+            c = sentence_chunk(K, H, st.dtype.itemsize, S)
+            emb = f.create_dataset("embeddings", shape=(L, K, S, H), dtype=st.dtype,
+                                   chunks=(1, K, c, H) if S else None, fillvalue=0)
+            step = c * 16
+            for i in tqdm(range(L), desc="pack", unit="lang", disable=not progress, leave=False):
+                for a in range(0, S, step):
+                    emb[i, :, a:a + step, :] = st._emb[i, :, a:a + step, :]
+            if "blocks" in st.f:
+                g = st.f["blocks"]
+                n = len(g["lang_index"])
+                write_blocks_table(f, g["lang_index"][()], g["start"][()], g["stop"][()],
+                                   _decode(g["sha256"][()]), [""] * n, [""] * n)
+            else:
+                record_language_blocks(f)
+            for k, v in st.f.attrs.items():
+                if k not in ("storage", "shards", "chunk_sentences"):
+                    f.attrs[k] = v
+            f.attrs["storage"] = "single"
+            f.close()
+            f = None
+            with open(tmp, "rb+") as fh:
+                os.fsync(fh.fileno())
+            os.replace(tmp, dest)
+        except (OSError, RuntimeError) as e:
+            raise write_failure(e, dest, int(st.disk_bytes), "the packed copy", "Nothing was written; "
+                                "free space and run again") from None
+        finally:
+            if f is not None:
+                try:
+                    f.close()
+                except Exception:  # noqa: BLE001 - closing a file that failed to write may fail too
+                    pass
+            if tmp.exists():
+                tmp.unlink()
+    return dest

@@ -159,3 +159,23 @@ def test_each_content_defect_is_reported(store, plant, message, capsys):
     assert cli(["check", str(store)]) == 1
     err = capsys.readouterr().err
     assert "defect(s)" in err and "Traceback" not in err
+
+
+def test_pack_makes_one_self_contained_file_with_the_same_checksums(store, tmp_path, capsys):
+    from babelmap import open_store
+    packed = tmp_path / "elsewhere" / "one.h5"
+    packed.parent.mkdir()
+    assert cli(["check", str(store), "--pack", str(packed)]) == 0
+    assert "checksums verified" in capsys.readouterr().out
+    shutil.rmtree(store.parent)  # the original and its shards are gone: the copy stands alone
+    with h5py.File(packed, "r") as f:
+        assert not f["embeddings"].is_virtual and f["embeddings"].chunks[0] == 1
+    assert check_store(packed) == []
+    with open_store(packed) as st:
+        assert st.shard_paths == [] and not st.is_sharded
+
+
+def test_pack_refuses_a_defective_store(store, tmp_path):
+    tokens_plus_50(store)
+    assert cli(["check", str(store), "--pack", str(tmp_path / "one.h5")]) == 1
+    assert not (tmp_path / "one.h5").exists()

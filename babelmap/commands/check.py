@@ -8,7 +8,8 @@ NAME = "check"
 HELP = ("verify a store by content: per-block sha256 recorded at extraction, provenance against the "
         "shards' records, completeness, mask/token consistency, NaN/Inf, shapes")
 EXAMPLE = """babelmap check flores.h5
-babelmap check flores.h5 --corpus ../shared/data/flores200/dev --format flores   # also against the corpus"""
+babelmap check flores.h5 --corpus ../shared/data/flores200/dev --format flores   # also against the corpus
+babelmap check flores.h5 --pack flores-single.h5   # verify, then write a self-contained one-file copy"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -19,6 +20,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-sentences", type=int, help="the --max-sentences the store was extracted with")
     p.add_argument("--min-languages", type=int, help="the --min-languages the store was extracted with")
     p.add_argument("--skip-bad", action="store_true", help="read the corpus as extract --skip-bad did")
+    p.add_argument("--pack", metavar="FILE", help="after a clean check, write a self-contained single-file copy "
+                   "of the store (no <store>.shards/ folder needed) to FILE")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -47,4 +50,14 @@ def run(args: argparse.Namespace) -> int:
     from babelmap.engine.store import describe_store
     print(describe_store(args.store))
     print("ok: no defects")
+    if args.pack:
+        from babelmap.engine.store import pack_store
+        pack_store(args.store, args.pack, progress=sys.stderr.isatty())
+        again = check_store(args.pack)
+        if again:
+            for d in again:
+                print(f"{args.pack}: {d}", file=sys.stderr)
+            return 1
+        print(describe_store(args.pack))
+        print(f"packed into {args.pack}: checksums verified")
     return 0
