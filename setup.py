@@ -55,7 +55,7 @@ setup(
         "fonttools>=4.40",
     ],
     extras_require={
-        "test": ["pytest>=7", "pytest-timeout>=2"],
+        "test": ["pytest>=7", "pytest-timeout>=2", "scikit-learn>=1.3"],
         "gpu": ["faiss-gpu-cu12>=1.8"],
         "reference": ["mplm-sim==0.1.0", "fuzzywuzzy"],
         "romanize": ["uroman>=1.3"],
