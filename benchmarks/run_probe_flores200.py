@@ -2,7 +2,7 @@
 and source selection evaluated on it (issue 18, item 2). Two stages:
 
     python benchmarks/run_probe_flores200.py extract --out /tmp/probe/flores_probe.h5
-    python benchmarks/run_probe_flores200.py analyse /tmp/probe/flores_probe.h5
+    python benchmarks/run_probe_flores200.py analyse --out /tmp/probe/flores_probe.h5
 
 `extract` embeds a category-balanced subset of whole articles (SIB-200-style categories,
 analysis/topics.py; --per-category sentences per category, seed 0) in every language.
@@ -16,7 +16,7 @@ import sys
 import time
 from pathlib import Path
 
-from _common import RESULTS, SHARED_DATA
+from _common import RESULTS, SHARED_DATA, machine
 
 FLORES = SHARED_DATA / "flores200"
 
@@ -52,6 +52,167 @@ def extract(args) -> None:
     print(f"extract took {time.time() - t0:.0f} s", flush=True)
 
 
+def merge_chunks(out: Path, merged: Path) -> list[str]:
+    """Join the finished language chunks <out>.c<i>.h5 into one store (languages sorted);
+    returns the chunk files used."""
+    import numpy as np
+    from babelmap.engine.store import open_store, write_store
+    files = sorted(out.parent.glob(f"{out.stem}.c*{out.suffix}"))
+    files = [f for f in files if not f.name.endswith(".tmp")]
+    if not files:
+        sys.exit(f"no finished chunk store {out.stem}.c<i>{out.suffix} in {out.parent}")
+    stores = [open_store(f) for f in files]
+    sids = stores[0].sentence_ids
+    rows = {}
+    for st in stores:
+        if st.sentence_ids != sids:
+            sys.exit(f"{st.path}: other sentences than {stores[0].path}")
+        E, M, N = st.block(), st.mask, st.n_tokens
+        for i, l in enumerate(st.languages):
+            rows[l] = (E[i], M[i], N[i])
+    langs = sorted(rows)
+    attrs = {k: v for k, v in stores[0].attrs.items() if k not in ("format", "format_version")}
+    attrs["merged_from"] = json.dumps([str(f) for f in files])
+    write_store(merged, langs, sids, np.stack([rows[l][0] for l in langs]),
+                mask=np.stack([rows[l][1] for l in langs]), n_tokens=np.stack([rows[l][2] for l in langs]),
+                dtype=str(stores[0].dtype), attrs=attrs)
+    for st in stores:
+        st.close()
+    return [str(f) for f in files]
+
+
+def linguistic_measures(langs: list[str]) -> dict:
+    """Every linguistic measure available offline, over `langs`, each restricted to the
+    languages it covers (an uncovered target would otherwise get an arbitrary first source).
+    LEX is mPLM-Sim's released edit_flores200.tsv (all 997 dev sentences), which our LEX
+    reproduces exactly (benchmarks/results/lex.json: max |diff| 0), read instead of recomputed."""
+    from babelmap.analysis.linguistic import MEASURES, compute_measure
+    inputs = {"glottolog": SHARED_DATA / "glottolog", "asjp": SHARED_DATA / "asjp",
+              "path": SHARED_DATA / "mplm_sim_linguistic" / "edit_flores200.tsv"}
+    out = {}
+    for name in MEASURES:
+        if name == "file":
+            continue
+        t0 = time.time()
+        try:
+            m = compute_measure("file" if name == "lex" else name, langs, **inputs)
+        except Exception as e:  # a measure that cannot run offline is reported, not fatal
+            print(f"  {name}: not available ({e})", flush=True)
+            continue
+        miss = set(m.missing)
+        covered = [l for l in langs if l in m and l not in miss]
+        m = m.subset(covered)
+        m.name = name
+        print(f"  {name}: {len(covered)}/{len(langs)} languages ({time.time() - t0:.0f} s)", flush=True)
+        out[name] = m
+    return out
+
+
+def evaluate(grid, layer: int, methods: dict, n_boot: int, ref: str) -> dict:
+    """Source selection on the grid at `layer`: every method on the languages all cover, and
+    each method alone beside `ref` and English on the languages it covers; paired bootstrap
+    over targets of chosen-source accuracy, `ref` minus the other method."""
+    from babelmap.analysis.transfer import ENGLISH, select_sources
+    table = grid.to_transfer_table(layer)
+    out = {"layer": layer, "pairwise": {}}
+    L = len(grid.languages)
+    wide = {n: m for n, m in methods.items() if len(m.languages) >= 0.9 * L}   # the common set stays large
+    sel = select_sources(table, dict(wide, english=ENGLISH), english="eng_Latn")
+    out["common"] = {"summary": sel.summary().to_dict(orient="records"),
+                     "compare": {m: sel.compare(ref, m, n_boot) for m in sel.methods if m != ref},
+                     "targets": len(sel.targets), "excluded": len(sel.excluded),
+                     "left_out_methods": sorted(set(methods) - set(wide))}
+    for name, m in methods.items():
+        if name == ref:
+            continue
+        s = select_sources(table, {ref: methods[ref], name: m, "english": ENGLISH}, english="eng_Latn")
+        out["pairwise"][name] = {"summary": s.summary().to_dict(orient="records"),
+                                 "compare": s.compare(ref, name, n_boot),
+                                 "vs_english": s.compare(name, "english", n_boot),
+                                 "targets": len(s.targets)}
+    return out
+
+
+def analyse(args) -> None:
+    import numpy as np
+    import torch
+    from babelmap.analysis.probe import probe_grid
+    from babelmap.analysis.topics import read_flores_topics
+    from babelmap.kernels.similarity import compute_similarity
+
+    torch.set_num_threads(args.threads)
+    t_all = time.time()
+    merged = args.out.with_name(f"{args.out.stem}.merged{args.out.suffix}")
+    chunks = merge_chunks(args.out, merged)
+    labels = read_flores_topics(FLORES)
+    t0 = time.time()
+    grid = probe_grid(merged, labels, seed=args.seed, progress=True)
+    t_grid = time.time() - t0
+    grid.save(RESULTS / "probe_flores200_grid.h5")
+    langs = grid.languages
+    best = grid.best_layer()
+    L = len(langs)
+    off = ~np.eye(L, dtype=bool)
+    print(f"grid: {L} languages x {len(grid.layers)} layers in {t_grid:.0f} s "
+          f"({np.mean(grid.attrs['seconds_per_layer']):.1f} s/layer); best layer {best}", flush=True)
+    print("layer  in-language  cross-lingual  from-English")
+    e = langs.index("eng_Latn")
+    per_layer = []
+    for k, a in zip(grid.layers, grid.accuracy):
+        row = {"layer": k, "in_language": float(np.nanmean(np.diag(a))), "cross": float(np.nanmean(a[off])),
+               "from_english": float(np.nanmean(np.delete(a[e], e)))}
+        per_layer.append(row)
+        print(f"{k:5d}  {row['in_language']:.3f}        {row['cross']:.3f}          {row['from_english']:.3f}")
+    t0 = time.time()
+    sim = compute_similarity(merged, progress=False)
+    t_sim = time.time() - t0
+    print("linguistic measures:", flush=True)
+    ling = linguistic_measures(langs)
+    layers_eval = sorted({best, *args.layers})
+    results, by_layer = {}, []
+    for k in grid.layers:   # mPLM-Sim at layer k vs English on the grid at layer k (cheap)
+        from babelmap.analysis.transfer import ENGLISH, select_sources
+        s = select_sources(grid.to_transfer_table(k), {"mplm-sim": sim.matrix(k), "english": ENGLISH},
+                           english="eng_Latn")
+        c = s.compare("mplm-sim", "english", args.n_boot)
+        sm = s.summary().set_index("method")
+        by_layer.append({"layer": k, "mplm_sim": float(sm.loc["mplm-sim", "chosen"]),
+                         "english": float(sm.loc["english", "chosen"]), "oracle": float(sm.loc["english", "oracle"]),
+                         "diff": c["diff"], "low": c["low"], "high": c["high"], "p": c["p"]})
+    for k in layers_eval:
+        methods = {"mplm-sim": sim.matrix(k)}
+        if not args.no_mexa:
+            t0 = time.time()
+            mx = compute_similarity(merged, measure="mexa", layers=[k], progress=False)
+            methods["mexa"] = mx.matrix(k)
+            print(f"mexa at layer {k}: {time.time() - t0:.0f} s", flush=True)
+        methods.update(ling)
+        results[k] = evaluate(grid, k, methods, args.n_boot, "mplm-sim")
+        print(f"\nsource selection on the probe grid at layer {k} (chosen = mean accuracy % of the "
+              f"top-ranked source over targets; diff = mplm-sim minus method, 95% paired bootstrap)")
+        print(f"{'method':14s} {'targets':>7s} {'chosen':>7s} {'method':>7s} {'english':>7s} {'oracle':>7s} "
+              f"{'top@1':>6s} {'ndcg':>6s}   mplm-sim minus method [95% CI]")
+        for name, r in results[k]["pairwise"].items():
+            sm = {x["method"]: x for x in r["summary"]}
+            c = r["compare"]
+            print(f"{name:14s} {r['targets']:7d} {sm['mplm-sim']['chosen']:7.2f} {sm[name]['chosen']:7.2f} "
+                  f"{sm['english']['chosen']:7.2f} {sm[name]['oracle']:7.2f} {sm[name]['top@1']:6.3f} "
+                  f"{sm[name]['ndcg']:6.3f}   {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] p={c['p']:.3f}")
+    out = {"what": "topic-probe transfer grid (FLORES-200 dev, SIB-200-style categories) and source selection on it",
+           "command": " ".join(sys.argv), "store_chunks": chunks, "languages": L,
+           "sentences": int(grid.attrs["n_train"] + grid.attrs["n_test"]),
+           "grid_attrs": {k: v for k, v in grid.attrs.items() if k != "path"},
+           "grid_seconds": t_grid, "similarity_seconds": t_sim, "best_layer": best,
+           "per_layer": per_layer, "mplm_sim_vs_english_by_layer": by_layer,
+           "selection": {str(k): v for k, v in results.items()},
+           "n_boot": args.n_boot, "load_average": os.getloadavg(), "torch_threads": torch.get_num_threads(),
+           "total_seconds": time.time() - t_all}
+    out["machine"] = machine()
+    path = RESULTS / "probe_flores200.json"
+    path.write_text(json.dumps(out, indent=1, default=float))
+    print(f"wrote {path} and {RESULTS / 'probe_flores200_grid.h5'}")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="stage", required=True)
@@ -62,8 +223,15 @@ def main() -> None:
     e.add_argument("--chunks", type=int, default=6, help="language chunks, each its own store <out>.c<i>.h5")
     e.add_argument("--minus", type=int, default=0,
                    help="leave out the subset that --per-category MINUS picks (extend a first store)")
+    a = sub.add_parser("analyse")
+    a.add_argument("--out", type=Path, required=True, help="the --out given to extract")
+    a.add_argument("--seed", type=int, default=0, help="split seed")
+    a.add_argument("--layers", type=int, nargs="*", default=[], help="also evaluate these layers in full")
+    a.add_argument("--n-boot", type=int, default=10000)
+    a.add_argument("--no-mexa", action="store_true")
+    a.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded CPU)")
     args = ap.parse_args()
-    {"extract": extract}[args.stage](args)
+    {"extract": extract, "analyse": analyse}[args.stage](args)
 
 
 if __name__ == "__main__":
