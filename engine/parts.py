@@ -16,7 +16,9 @@ Layout of a part:
   (missing rows are never written and read as 0; chunks of ~1 MiB along sentences, and
   chunks with no present row are not even allocated). The store's virtual dataset maps
   each `/emb/<j>` onto its hyperslab (engine.join).
-- attributes: the run's provenance (`provenance_keys` lists them), `format`, `part_version`, `uid`.
+- attributes: the run's provenance (`provenance_keys` lists them), `format`, `part_version`, `uid`;
+- `/record`: one JSON string repeating the attributes and the block table (read in one go
+  when resuming or joining thousands of parts).
 
 Test hooks (environment, per process; used by the fault tests with real subprocesses):
 `BABELMAP_TEST_KILL_AFTER_PARTS=N` SIGKILLs the process right after its N-th rename,
@@ -256,7 +258,24 @@ def part_image(uid: str, blocks: Sequence[Block], attrs: Mapping[str, Any]) -> t
         f.attrs["format"] = PART_FORMAT
         f.attrs["part_version"] = PART_VERSION
         f.attrs["uid"] = uid
+        # everything `read_part_info` needs but the positions and token counts, in one read
+        K, H = (checked[0][2].shape[0], checked[0][2].shape[2]) if B else (0, 0)
+        record = {"attrs": {k: _plain(v) for k, v in f.attrs.items()},
+                  "blocks": {"lang": [b.lang for b in blocks], "lang_index": [int(b.lang_index) for b in blocks],
+                             "start": [int(b.start) for b in blocks], "stop": [int(b.stop) for b in blocks],
+                             "offset": offsets.tolist(), "sha256": sums},
+                  "n_layers": int(K), "hidden": int(H), "dtype": np.dtype(dtypes.pop()).name if B else ""}
+        f.create_dataset("record", data=json.dumps(record, ensure_ascii=False), dtype=STR)
     return bio.getbuffer(), sums
+
+
+def _plain(v):
+    """An HDF5 attribute value as plain JSON (int, float, bool, str)."""
+    if isinstance(v, bytes):
+        return v.decode()
+    if hasattr(v, "item"):
+        v = v.item()
+    return v if isinstance(v, (int, float, bool, str)) else str(v)
 
 
 def _write_part_bytes(data, final: Path, hook: int) -> Path:
@@ -318,50 +337,47 @@ def _dec(a: Iterable) -> list[str]:
 
 
 def read_part_info(path: Path) -> PartInfo:
-    """A part's attributes and block table (never its embeddings); BadPart when it is not a
-    readable, well-formed part."""
+    """A part's attributes and block table (never its embeddings): one JSON record and the
+    two small arrays, so a resume over thousands of parts stays quick. BadPart when it is not
+    a readable, well-formed part (truncated files fail to open)."""
     try:
         with h5py.File(path, "r") as f:
-            attrs = _attrs(f)
-            if attrs.get("format") != PART_FORMAT:
-                raise BadPart(f"{path.name}: not a babelmap part (format {attrs.get('format')!r})")
-            if attrs.get("part_version") != PART_VERSION:
-                raise BadPart(f"{path.name}: part version {attrs.get('part_version')!r} (another babelmap version)")
-            g = f["blocks"]
-            langs = _dec(g["lang"][()])
-            li = g["lang_index"][()].astype(int).tolist()
-            start = g["start"][()].astype(int).tolist()
-            stop = g["stop"][()].astype(int).tolist()
-            off = g["offset"][()].astype(np.int64)
-            sums = _dec(g["sha256"][()])
+            if "record" not in f:
+                fmt = f.attrs.get("format")
+                raise BadPart(f"{path.name}: not a babelmap part of this version (format {fmt!r}, no /record)")
+            raw = f["record"][()]
+            rec = json.loads(raw.decode() if isinstance(raw, bytes) else raw)
             sent = f["sentences"][()].astype(np.int64)
             ntok = f["n_tokens"][()].astype(np.int32)
-            B = len(langs)
-            if not (len(li) == len(start) == len(stop) == len(sums) == B and off.shape == (B + 1,)
-                    and off[0] == 0 and off[-1] == sent.size == ntok.size and (np.diff(off) >= 0).all()):
-                raise BadPart(f"{path.name}: inconsistent block table")
-            K = H = 0
-            dtype = ""
-            for j in range(B):
-                ds = f.get(f"emb/{j}")
-                if ds is None:
-                    raise BadPart(f"{path.name}: dataset /emb/{j} is missing")
-                if ds.ndim != 3 or ds.shape[1] != stop[j] - start[j] or (K and (ds.shape[0], ds.shape[2]) != (K, H)):
-                    raise BadPart(f"{path.name}: /emb/{j} has shape {ds.shape}")
-                K, H, dtype = int(ds.shape[0]), int(ds.shape[2]), str(ds.dtype)
     except BadPart:
         raise
     except Exception as e:  # noqa: BLE001 - h5py raises OSError/KeyError/RuntimeError on damage
         raise BadPart(f"{path.name}: unreadable ({e.__class__.__name__}: {e})") from None
+    try:
+        attrs = dict(rec["attrs"])
+        if attrs.get("format") != PART_FORMAT:
+            raise BadPart(f"{path.name}: not a babelmap part (format {attrs.get('format')!r})")
+        if attrs.get("part_version") != PART_VERSION:
+            raise BadPart(f"{path.name}: part version {attrs.get('part_version')!r} (another babelmap version)")
+        g = rec["blocks"]
+        langs, li, start, stop, sums = g["lang"], g["lang_index"], g["start"], g["stop"], g["sha256"]
+        off = np.asarray(g["offset"], np.int64)
+        K, H, dtype = int(rec["n_layers"]), int(rec["hidden"]), str(rec["dtype"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise BadPart(f"{path.name}: damaged record ({e})") from None
+    B = len(langs)
+    if not (len(li) == len(start) == len(stop) == len(sums) == B and off.shape == (B + 1,)
+            and off[0] == 0 and off[-1] == sent.size == ntok.size and (np.diff(off) >= 0).all()):
+        raise BadPart(f"{path.name}: inconsistent block table")
     blocks, nts = [], []
     for j in range(B):
         s = sent[off[j]:off[j + 1]]
         if s.size and (s[0] < start[j] or s[-1] >= stop[j] or (np.diff(s) <= 0).any()):
             raise BadPart(f"{path.name}: block {j} positions are outside its range or not ascending")
-        blocks.append((langs[j], start[j], stop[j], s))
+        blocks.append((langs[j], int(start[j]), int(stop[j]), s))
         nts.append(ntok[off[j]:off[j + 1]])
-    return PartInfo(path=path, uid=str(attrs.get("uid", "")), blocks=blocks, attrs=attrs, lang_index=li,
-                    n_tokens=nts, sha256=sums, n_layers=K, hidden=H, dtype=dtype)
+    return PartInfo(path=path, uid=str(attrs.get("uid", "")), blocks=blocks, attrs=attrs, lang_index=list(li),
+                    n_tokens=nts, sha256=list(sums), n_layers=K, hidden=H, dtype=dtype)
 
 
 def read_block(info: PartInfo, j: int) -> np.ndarray:
