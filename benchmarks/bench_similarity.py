@@ -3,20 +3,23 @@ the same run.
 
 Store: L languages x K hidden states x S sentences x H dims, float16 on disk (default 1000 x 13 x
 200 x 384 = 1.9 GiB; the issue's 1000 sentences would be 9.6 GiB, use --sentences 1000).
-Measured, each phase in its own subprocess (own peak RSS):
-  sim        compute_similarity over the whole store (default CPU backend: torch/MKL)
-  sim-numpy  the same with the NumPy/OpenBLAS backend on the first --backend-langs languages,
-  sim-torch  ... and with torch, same subset (which CPU backend is faster)
-  gram       bare BLAS Gram of the same total size (K * S/c products of [L, c*H] in float32,
-             data already in memory, normalised): the compute floor
+Measured, each phase in its own subprocess (own peak RSS), interleaved sim, syrk, syrk, sim:
+  sim        compute_similarity over the whole store (default CPU backend: Numba element-wise
+             pass + BLAS syrk, one triangle)
+  syrk       the floor: BLAS ssyrk alone (SciPy) over the same data already in memory, the same
+             products as sim makes (K * n_blocks products of [L, s*H] float32, s = sim's block)
+  gemm       the former floor: a full GEMM (torch/MKL) of the same products, for comparison
   read       one sequential read of the store (every chunk row through h5py, no compute): the
              I/O floor (the file was just written, so mostly from the page cache; stated)
-  reference  the reference method's loop (mPLM-Sim executor: per sentence, gather every pair's
-             vectors, vectorised cosine, per-pair accumulation in Python), on --ref-langs
-             languages and --ref-sentences sentences, extrapolated by pairs and sentences
-Writes benchmarks/results/similarity.json and prints a table.
+  sim-1layer compute_similarity asking for one hidden state (reads only that one from disk)
+With --all also: the NumPy and torch-all backends on the first --backend-langs languages, and
+the reference method's loop (mPLM-Sim executor: per sentence, gather every pair's vectors,
+vectorised cosine, per-pair accumulation in Python) on --ref-langs languages and
+--ref-sentences sentences, extrapolated by pairs and sentences.
+Load average and thread counts are recorded per phase. Writes benchmarks/results/similarity.json.
 
     python benchmarks/bench_similarity.py                    # default size
+    python benchmarks/bench_similarity.py --all              # + backends and the reference loop
     python benchmarks/bench_similarity.py --sentences 1000   # the issue's full size (9.6 GiB)
 """
 from __future__ import annotations
@@ -34,6 +37,41 @@ from pathlib import Path
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
+
+
+def _threads() -> dict:
+    """Threads the BLAS libraries and torch use in this process."""
+    out = {"cpus": os.cpu_count()}
+    try:
+        import torch
+        out["torch"] = torch.get_num_threads()
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        import numba
+        out["numba"] = numba.get_num_threads()
+    except Exception:  # pragma: no cover
+        pass
+    try:
+        from scipy.linalg import blas  # noqa: F401
+        import ctypes
+        import glob
+        import scipy
+        libs = glob.glob(os.path.join(os.path.dirname(scipy.__file__), "..", "scipy_openblas*", "lib", "*.so*")) + \
+            glob.glob(os.path.join(os.path.dirname(scipy.__file__), "..", "scipy.libs", "*openblas*.so*"))
+        for lib in libs:
+            try:
+                h = ctypes.CDLL(lib)
+                for sym in ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                            "openblas_get_num_threads"):
+                    if hasattr(h, sym):
+                        out["scipy_openblas"] = int(getattr(h, sym)())
+                        break
+            except OSError:
+                continue
+    except Exception:  # pragma: no cover
+        pass
+    return out
 
 
 def peak_rss_mib() -> float:
@@ -59,39 +97,71 @@ def make_store(path: Path, L: int, K: int, S: int, H: int, seed: int = 0) -> flo
 def phase_sim(a) -> dict:
     import torch  # noqa: F401  (imported before timing, as in any session that has imported babelmap)
 
-    from babelmap.kernels.similarity import compute_similarity
+    from babelmap.kernels.similarity import compute_similarity, similarity_from_arrays
+    # warm up outside the timing: SciPy's BLAS import and loading Numba's cached machine code
+    # (~2 s once per process; the floor phases pay no such cost either)
+    similarity_from_arrays(np.ones((2, 1, 3, 4), np.float16), device="cpu", backend=a.backend)
     langs = None
     if a.langs:
         from babelmap.engine.store import open_store
         with open_store(a.store) as st:
             langs = st.languages[: a.langs]
+    layers = None if a.one_layer < 0 else [a.one_layer]
     t0 = time.perf_counter()
-    r = compute_similarity(a.store, device="cpu", backend=a.backend, languages=langs, progress=False)
+    r = compute_similarity(a.store, device="cpu", backend=a.backend, languages=langs, progress=False,
+                           layers=layers)
     wall = time.perf_counter() - t0
     off = ~np.eye(len(r.languages), dtype=bool)
     return {"seconds": wall, "read_seconds_in_thread": r.attrs["read_seconds"],
             "sim_last_layer_mean": float(np.nanmean(r.sim[-1][off])), "languages": len(r.languages)}
 
 
-def phase_gram(a) -> dict:
-    import torch
+def _floor_products(a):
+    """(L, K, S, H, s): the shapes compute_similarity's default plan multiplies."""
     from babelmap.engine.store import open_store
+    from babelmap.kernels.similarity import default_block_sentences
     with open_store(a.store) as st:
         L, K, S, H = st.shape
-        c = st.chunk_sentences
-    torch.manual_seed(0)
-    X = torch.randn(L, c * H, dtype=torch.float32)
-    X /= X.norm(dim=1, keepdim=True)
-    G = torch.zeros(L, L, dtype=torch.float64)
-    n_blocks = -(-S // c)
+        s = default_block_sentences(L, K, H, np.dtype(st.dtype).itemsize, st.chunk_sentences)
+    return L, K, S, H, min(s, S)
+
+
+def phase_syrk(a) -> dict:
+    """BLAS ssyrk alone over the same products as sim, data already in memory."""
+    from scipy.linalg import blas
+    L, K, S, H, s = _floor_products(a)
+    rng = np.random.default_rng(0)
+    X = rng.standard_normal((L, s * H), dtype=np.float32)
+    X /= np.linalg.norm(X, axis=1, keepdims=True)
+    G = np.zeros((L, L), np.float64)
+    n = 0
     t0 = time.perf_counter()
     for _k in range(K):
-        for b in range(n_blocks):
-            w = min(c, S - b * c) * H
+        for b0 in range(0, S, s):
+            w = min(s, S - b0) * H
+            G += blas.ssyrk(1.0, X[:, :w].T, trans=1)
+            n += 1
+    return {"seconds": time.perf_counter() - t0, "products": n, "block_sentences": s,
+            "gflop_triangle": 1.0 * L * (L + 1) * S * H * K / 1e9}
+
+
+def phase_gram(a) -> dict:
+    """A full GEMM (torch/MKL) of the same products: the former floor."""
+    import torch
+    L, K, S, H, s = _floor_products(a)
+    torch.manual_seed(0)
+    X = torch.randn(L, s * H, dtype=torch.float32)
+    X /= X.norm(dim=1, keepdim=True)
+    G = torch.zeros(L, L, dtype=torch.float64)
+    n = 0
+    t0 = time.perf_counter()
+    for _k in range(K):
+        for b0 in range(0, S, s):
+            w = min(s, S - b0) * H
             Xb = X[:, :w]
             G += (Xb @ Xb.T).double()
-    return {"seconds": time.perf_counter() - t0, "products": K * n_blocks,
-            "gflop": 2.0 * L * L * S * H * K / 1e9}
+            n += 1
+    return {"seconds": time.perf_counter() - t0, "products": n, "gflop": 2.0 * L * L * S * H * K / 1e9}
 
 
 def phase_read(a) -> dict:
@@ -153,7 +223,8 @@ def phase_reference(a) -> dict:
     return {"seconds": time.perf_counter() - t0, "languages": len(langs), "sentences": S}
 
 
-PHASES = {"sim": phase_sim, "gram": phase_gram, "read": phase_read, "reference": phase_reference}
+PHASES = {"sim": phase_sim, "syrk": phase_syrk, "gram": phase_gram, "read": phase_read,
+          "reference": phase_reference}
 
 
 def run_phase(name: str, a, **extra) -> dict:
@@ -161,9 +232,13 @@ def run_phase(name: str, a, **extra) -> dict:
            "--ref-langs", str(a.ref_langs), "--ref-sentences", str(a.ref_sentences)]
     for k, v in extra.items():
         cmd += [f"--{k.replace('_', '-')}", str(v)]
+    load_before = os.getloadavg()[0]
     out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
     res = json.loads(out.stdout.strip().splitlines()[-1])
-    print(f"  {name:10s} {res['seconds']:8.2f} s  peak RSS {res['peak_rss_mib']:7.0f} MiB", flush=True)
+    res["load_1min_before"], res["load_1min_after"] = load_before, os.getloadavg()[0]
+    label = name + ("" if not extra else " " + " ".join(f"{k}={v}" for k, v in extra.items()))
+    print(f"  {label:22s} {res['seconds']:8.2f} s  peak RSS {res['peak_rss_mib']:7.0f} MiB  "
+          f"load {load_before:.1f} -> {res['load_1min_after']:.1f}", flush=True)
     return res
 
 
@@ -182,10 +257,14 @@ def main() -> int:
     p.add_argument("--phase", choices=list(PHASES), help=argparse.SUPPRESS)
     p.add_argument("--backend", default=None, help=argparse.SUPPRESS)
     p.add_argument("--langs", type=int, default=0, help=argparse.SUPPRESS)
+    p.add_argument("--one-layer", type=int, default=-1, help=argparse.SUPPRESS)
+    p.add_argument("--repeats", type=int, default=1, help="sim/syrk A B B A rounds (1)")
+    p.add_argument("--all", action="store_true", help="also the backend comparison and the reference loop")
     a = p.parse_args()
     if a.phase:
         res = PHASES[a.phase](a)
         res["peak_rss_mib"] = peak_rss_mib()
+        res["threads"] = _threads()
         print(json.dumps(res))
         return 0
 
@@ -204,59 +283,84 @@ def main() -> int:
         write_s = make_store(a.store, L, K, S, H)
         print(f"  written in {write_s:.1f} s", flush=True)
     try:
-        res = {"sim": run_phase("sim", a), "read": run_phase("read", a), "gram": run_phase("gram", a),
-               "reference": run_phase("reference", a)}
-        bl = min(a.backend_langs, L)
-        res["sim_torch_subset"] = run_phase("sim", a, backend="torch", langs=bl)
-        res["sim_numpy_subset"] = run_phase("sim", a, backend="numpy", langs=bl)
+        order = ["sim", "syrk", "gram", "read", "read", "gram", "syrk", "sim"]   # A B C D D C B A
+        order += ["sim", "syrk", "syrk", "sim"] * (a.repeats - 1)               # more A B B A
+        runs: dict[str, list] = {}
+        for name in order:
+            runs.setdefault(name, []).append(run_phase(name, a))
+        one = run_phase("sim", a, one_layer=K - 1)
+        extra = {}
+        if a.all:
+            bl = min(a.backend_langs, L)
+            extra["reference"] = run_phase("reference", a)
+            extra["sim_hybrid_subset"] = run_phase("sim", a, backend="hybrid", langs=bl)
+            extra["sim_numpy_subset"] = run_phase("sim", a, backend="numpy", langs=bl)
+            extra["sim_torch_all_subset"] = run_phase("sim", a, backend="torch-all", langs=bl)
     finally:
         if not a.keep:
             a.store.unlink(missing_ok=True)
 
-    sim = res["sim"]["seconds"]
-    floor = max(res["gram"]["seconds"], res["read"]["seconds"])
-    ref = res["reference"]
-    pairs_full, pairs_ref = L * (L - 1) / 2, ref["languages"] * (ref["languages"] - 1) / 2
-    ref_extrap = ref["seconds"] * (pairs_full / pairs_ref) * (S / ref["sentences"])
+    mean = lambda name: float(np.mean([r["seconds"] for r in runs[name]]))   # noqa: E731
+    sim, syrk, gemm, read = mean("sim"), mean("syrk"), mean("gram"), mean("read")
     from babelmap.engine.store import sentence_chunk
     c = sentence_chunk(K, H, 2, S)
     bound_mib = (2 * L * K * c * H * 2 + 3 * L * c * H * 4 + (K + 1) * L * L * 8) / 2**20
+    loads = [r["load_1min_before"] for rs in runs.values() for r in rs]
     summary = {
         "config": {"languages": L, "layers": K, "sentences": S, "hidden": H, "store_dtype": "float16",
-                   "store_gib": size / 2**30, "chunk_sentences": c, "missing_fraction": 0.05},
+                   "store_gib": size / 2**30, "chunk_sentences": c, "missing_fraction": 0.05,
+                   "block_sentences": runs["syrk"][0]["block_sentences"]},
         "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
-                    "load_average_at_end": os.getloadavg(), "note": "2 cores shared with other jobs"},
+                    "threads": runs["sim"][0].get("threads"),
+                    "load_1min_range": [min(loads), max(loads)], "load_average_at_end": os.getloadavg(),
+                    "note": "2 cores shared with other jobs (7 other sessions building and testing)"},
+        "order": order,
         "store_write_seconds": write_s,
-        "phases": res,
-        "sim_seconds": sim,
-        "sim_peak_rss_mib": res["sim"]["peak_rss_mib"],
+        "phases": runs,
+        "sim_one_layer": one,
+        "sim_seconds": sim, "syrk_seconds": syrk, "gemm_seconds": gemm, "read_seconds": read,
+        "sim_peak_rss_mib": max(r["peak_rss_mib"] for r in runs["sim"]),
         "memory_bound_mib": bound_mib,
-        "floor_seconds": floor,
-        "floor_is": "gram" if res["gram"]["seconds"] >= res["read"]["seconds"] else "read",
-        "ratio_to_floor": sim / floor,
-        "target_ratio": 1.5,
-        "gram_gflops": res["gram"]["gflop"] / res["gram"]["seconds"],
-        "reference_seconds_measured": ref["seconds"],
-        "reference_seconds_extrapolated": ref_extrap,
-        "speedup_vs_reference": ref_extrap / sim,
-        "cpu_backend_subset": {"languages": bl, "torch_seconds": res["sim_torch_subset"]["seconds"],
-                               "numpy_seconds": res["sim_numpy_subset"]["seconds"]},
+        "ratio_to_syrk_floor": sim / syrk,
+        "ratio_to_syrk_floor_per_pair": [x["seconds"] / y["seconds"] for x, y in zip(runs["sim"], runs["syrk"])],
+        "ratio_to_syrk_floor_median_pair": float(np.median([x["seconds"] / y["seconds"]
+                                                            for x, y in zip(runs["sim"], runs["syrk"])])),
+        "target_ratio": 1.2,
+        "syrk_over_gemm": syrk / gemm,
+        "one_layer_over_all_layers": one["seconds"] / sim,
+        "syrk_gflops_triangle": runs["syrk"][0]["gflop_triangle"] / syrk,
+        **extra,
     }
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(summary, indent=2))
     rows = [
-        ("similarity (streamed, torch CPU)", f"{sim:.1f} s", f"{res['sim']['peak_rss_mib']:.0f} MiB"),
-        ("bare BLAS Gram, same size", f"{res['gram']['seconds']:.1f} s", f"{summary['gram_gflops']:.0f} GFLOP/s"),
-        ("sequential read of the store", f"{res['read']['seconds']:.1f} s",
-         f"{res['read']['bytes'] / 2**30 / res['read']['seconds']:.2f} GiB/s"),
-        ("ratio to max(Gram, read)", f"{summary['ratio_to_floor']:.2f}x", "target <= 1.5x"),
-        (f"reference loop, {ref['languages']} langs x {ref['sentences']} sents", f"{ref['seconds']:.1f} s", ""),
-        (f"reference extrapolated to {L} x {S}", f"{ref_extrap / 3600:.1f} h",
-         f"{summary['speedup_vs_reference']:.0f}x slower"),
-        (f"CPU backends on {bl} langs: torch / numpy", f"{res['sim_torch_subset']['seconds']:.1f} s",
-         f"{res['sim_numpy_subset']['seconds']:.1f} s"),
+        ("similarity (streamed, Numba + BLAS syrk)", f"{sim:.1f} s",
+         f"{summary['sim_peak_rss_mib']:.0f} MiB peak"),
+        ("BLAS ssyrk alone, same products, in memory", f"{syrk:.1f} s",
+         f"{summary['syrk_gflops_triangle']:.0f} GFLOP/s (triangle)"),
+        (f"ratio to the syrk floor (means of {len(runs['sim'])}, interleaved)", f"{summary['ratio_to_syrk_floor']:.2f}x",
+         "target <= 1.2x; per pair " + " / ".join(f"{x:.2f}" for x in summary["ratio_to_syrk_floor_per_pair"])
+         + f" (median {summary['ratio_to_syrk_floor_median_pair']:.2f})"),
+        ("full GEMM (torch/MKL), same products", f"{gemm:.1f} s", f"syrk/gemm {summary['syrk_over_gemm']:.2f}"),
+        ("sequential read of the store", f"{read:.1f} s", ""),
+        (f"similarity, one hidden state ({K - 1})", f"{one['seconds']:.1f} s",
+         f"{summary['one_layer_over_all_layers']:.2f} of all {K}"),
+        ("load average (1 min) over the phases", f"{min(loads):.1f}-{max(loads):.1f}",
+         f"threads {summary['machine']['threads']}"),
         ("memory bound (docstring formula)", f"{bound_mib:.0f} MiB", ""),
     ]
+    if "reference" in extra:
+        ref = extra["reference"]
+        pairs_full, pairs_ref = L * (L - 1) / 2, ref["languages"] * (ref["languages"] - 1) / 2
+        ref_extrap = ref["seconds"] * (pairs_full / pairs_ref) * (S / ref["sentences"])
+        summary["reference_seconds_extrapolated"] = ref_extrap
+        summary["speedup_vs_reference"] = ref_extrap / sim
+        a.out.write_text(json.dumps(summary, indent=2))
+        rows.append((f"reference loop extrapolated to {L} x {S}", f"{ref_extrap / 3600:.1f} h",
+                     f"{summary['speedup_vs_reference']:.0f}x slower"))
+        rows.append((f"CPU backends on {extra['sim_hybrid_subset']['languages']} langs: hybrid / numpy / torch-all",
+                     f"{extra['sim_hybrid_subset']['seconds']:.1f} s",
+                     f"{extra['sim_numpy_subset']['seconds']:.1f} s / {extra['sim_torch_all_subset']['seconds']:.1f} s"))
     w = max(len(r[0]) for r in rows)
     print()
     for r in rows:
