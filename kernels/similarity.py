@@ -8,14 +8,16 @@ With every row L2-normalised and the rows of missing sentences zeroed, the sum o
 shared sentences is one Gram matrix over the concatenated (sentence, hidden) axis,
 G_k = X_k X_k^T with X_k = [L, S*H], and count is the Gram of the presence mask P P^T. So all
 pairs of all layers are BLAS-3 products, accumulated over sentence blocks of the store (blocks
-aligned to its HDF5 chunks), while a background thread reads the next block.
+aligned to its HDF5 chunks), while a background thread reads the next block. G_k is symmetric:
+only its upper triangle is computed (BLAS syrk, half a GEMM's work; torch: blocked halves) and
+mirrored at the end. Only the hidden states asked for are read from disk.
 
 Conventions: the diagonal is 1 (with count = the language's number of sentences); a pair that
 shares no sentence has count 0 and sim NaN (also on the diagonal of a language without any
 sentence). A present sentence whose embedding is exactly zero counts, with cosine 0.
 
-Memory bound (L' languages, K' selected layers, K stored layers, H hidden, itemsize of the store):
-    2 raw blocks            2 * L' * K * s * H * itemsize     (s = one chunk row: ~ 2 * L' MiB)
+Memory bound (L' languages, K' selected layers, H hidden, itemsize of the store):
+    2 raw blocks            2 * L' * K' * s * H * itemsize    (s = one chunk row or more: >= 2 * L' MiB * K'/K)
   + one layer's work        ~3 * L' * s * H * 4 (8 with float64)
   + accumulators            (K' + 1) * L'^2 * 8
   + bootstrap (B > 0)       n_blocks * (K' + 1) * L'(L'-1)/2 * 4   (n_blocks = sentences / bootstrap_block)
