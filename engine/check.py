@@ -52,6 +52,14 @@ def check_store(path: str | os.PathLike, corpus=None, progress: bool = False) ->
         f = h5py.File(path, "r")
     except Exception as e:  # noqa: BLE001
         return [f"{path}: not a readable HDF5 file ({e})"]
+    if "blocks" in f and "shard" in f["blocks"]:
+        from babelmap.engine.errors import StoreError
+        from babelmap.engine.store import raise_open_files
+        try:
+            raise_open_files(len({s for s in _decode(f["blocks/shard"][()]) if s}), path)
+        except StoreError as e:
+            f.close()
+            return [str(e)]
     with f:
         return _check(f, path, corpus, progress)
 

@@ -212,17 +212,27 @@ def record_language_blocks(f: h5py.File) -> None:
     write_blocks_table(f, range(L), [0] * L, [S] * L, sums, [""] * L, [""] * L)
 
 
-def raise_open_files(n: int) -> None:
-    """Let this process open `n` more files (a store reads each shard through its own file)."""
+def raise_open_files(n: int, path: str | os.PathLike = "") -> None:
+    """Let this process open `n` more files: HDF5 keeps every shard of a virtual dataset open,
+    and a shard it cannot open reads as zeros, silently. StoreError when the hard limit is
+    too low for that."""
     try:
         import resource
-        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-        want = soft + n + 64
-        if soft != resource.RLIM_INFINITY and want > soft:
-            resource.setrlimit(resource.RLIMIT_NOFILE, (want if hard == resource.RLIM_INFINITY
-                                                        else min(hard, want), hard))
-    except (ImportError, ValueError, OSError):  # pragma: no cover - not POSIX, or not allowed
-        pass
+    except ImportError:  # pragma: no cover - not POSIX
+        return
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = n + 256
+    if soft == resource.RLIM_INFINITY or soft >= want:
+        return
+    new = want if hard == resource.RLIM_INFINITY else min(hard, want)
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (new, hard))
+    except (ValueError, OSError):  # pragma: no cover
+        new = soft
+    if new < want:
+        raise StoreError(f"store {path} has {n} shard files, but this process may open only {new} files "
+                         f"(ulimit -n); raise the limit to at least {want} (or pack the store into one file "
+                         "with babelmap check --pack)")
 
 
 class Store:
@@ -267,7 +277,7 @@ class Store:
                 raise StoreError(f"store {self.path}: {len(missing)} shard file(s) are missing, e.g. {missing[0]} "
                                  f"(a store is the file and its folder {self.path.name}.shards/: move or copy "
                                  "them together)")
-            raise_open_files(len(self.shard_paths))
+            raise_open_files(len(self.shard_paths), self.path)
 
     # -- metadata ------------------------------------------------------------------------
     @property

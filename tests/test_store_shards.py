@@ -204,3 +204,19 @@ def test_provenance_record_and_summary(joined):
     text = describe_store(out)
     assert "3 languages x 60 sentences x 4 hidden states x 8 dims, float16" in text
     assert "2 shards in s.h5.shards/" in text and f"{K * H * 2} bytes per sentence" in text
+
+
+def test_too_few_open_files_is_an_error_not_silent_zeros(joined):
+    """HDF5 reads a shard it cannot open as zeros: open_store refuses instead."""
+    import resource
+    import subprocess
+    import sys
+    out, *_ = joined
+    code = ("from babelmap import open_store\n"
+            "from babelmap.engine.errors import StoreError\n"
+            f"try:\n    open_store({str(out)!r})\nexcept StoreError as e:\n    print(e)\n")
+
+    def limit():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, timeout=120)
+    assert "has 2 shard files, but this process may open only 200 files (ulimit -n)" in r.stdout, r.stderr
