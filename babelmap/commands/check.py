@@ -31,8 +31,8 @@ def run(args: argparse.Namespace) -> int:
     if args.corpus or args.format == "cldr":
         if not args.format:
             raise CorpusError("--corpus needs --format")
-        from babelmap.commands.extract import load_corpus
-        corpus = load_corpus(args)
+        from babelmap.corpus_options import corpus_from_args
+        corpus = corpus_from_args(args)
     defects = check_store(args.store, corpus=corpus, progress=sys.stderr.isatty())
     if defects:
         for d in defects:
