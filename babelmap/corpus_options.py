@@ -13,16 +13,27 @@ FORMATS = tuple(_FORMATS)
 
 
 def add_corpus_arguments(p: argparse.ArgumentParser, *, langs: bool = True, langs_required: bool = False,
-                         format_required: bool = True, sentence_range: bool = False) -> None:
-    """Add the shared corpus options to `p`."""
+                         format_required: bool = True, sentence_range: bool = False,
+                         sample: bool | None = None) -> None:
+    """Add the shared corpus options to `p`. `sample` (default: unless `sentence_range`) adds
+    `--sample N --seed S --stratify document`."""
     p.add_argument("--corpus", help="corpus folder or file (not needed for --format cldr)")
     p.add_argument("--format", required=format_required, choices=FORMATS, help="corpus format")
     if langs:
         p.add_argument("--langs", nargs="+", metavar="GLOB", required=langs_required,
                        help="languages to keep: ids or globs ('deu_*')")
-    p.add_argument("--max-sentences", type=int, metavar="N", help="only the first N sentences")
+    p.add_argument("--split", metavar="SPLIT", help="FLORES split to read: dev (default), devtest or "
+                   "dev+devtest; recorded in the store")
+    p.add_argument("--max-sentences", type=int, metavar="N", help="only the first N sentences (after "
+                   "--min-languages)")
     p.add_argument("--min-languages", type=int, metavar="K",
-                   help="only sentences present in at least K languages")
+                   help="only sentences present in at least K languages (applied first)")
+    if sample if sample is not None else not sentence_range:
+        p.add_argument("--sample", type=int, metavar="N", help="a random sample of N sentences instead of the "
+                       "first N (recorded in the store)")
+        p.add_argument("--seed", type=int, metavar="S", help="seed of --sample (default 0; recorded)")
+        p.add_argument("--stratify", choices=["document"], help="with --sample: draw whole documents (FLORES "
+                       "articles, Bible chapters, UDHR articles) until N sentences")
     if sentence_range:
         p.add_argument("--sentences", metavar="A:B", help="only sentences A to B-1 (0-based; e.g. 300:500 "
                        "for held-out ones after training on the first 300)")
@@ -49,14 +60,29 @@ def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None
     from babelmap.engine.errors import CorpusError
     if args.corpus is None and args.format != "cldr":
         raise CorpusError(f"--corpus is required for --format {args.format}")
-    corpus = read_corpus(args.corpus, args.format, skip_bad=getattr(args, "skip_bad", False))
     pattern = list(langs) if langs else getattr(args, "langs", None)
+    opts = {}
+    split = getattr(args, "split", None)
+    if split is not None:
+        if args.format != "flores":
+            raise CorpusError(f"--split is for --format flores, not {args.format}")
+        opts["split"] = split
+    if args.format == "plain" and pattern:
+        opts["langs"] = pattern            # a file named by a common word is read only when named here
+    corpus = read_corpus(args.corpus, args.format, skip_bad=getattr(args, "skip_bad", False), **opts)
     spec = sentences if sentences is not None else getattr(args, "sentences", None)
     if spec:
         corpus = corpus.select(pattern=pattern)
         corpus = sentence_slice(corpus, spec)
         pattern = None
     first, min_languages = getattr(args, "max_sentences", None), getattr(args, "min_languages", None)
-    if pattern or first is not None or min_languages is not None:
-        corpus = corpus.select(pattern=pattern, first=first, min_languages=min_languages)
+    sample = getattr(args, "sample", None)
+    pick = {}
+    if sample is not None:
+        seed = getattr(args, "seed", None)
+        pick = {"sample": sample, "seed": 0 if seed is None else seed, "stratify": getattr(args, "stratify", None)}
+    elif getattr(args, "stratify", None):
+        raise CorpusError("--stratify needs --sample N")
+    if pattern or first is not None or min_languages is not None or pick:
+        corpus = corpus.select(pattern=pattern, first=first, min_languages=min_languages, **pick)
     return corpus

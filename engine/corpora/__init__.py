@@ -10,6 +10,7 @@ import importlib
 from pathlib import Path
 from typing import Any
 
+from babelmap.engine.corpora.aligncheck import Suspect, find_shifts  # noqa: F401
 from babelmap.engine.corpora.base import ParallelCorpus  # noqa: F401
 from babelmap.engine.errors import CorpusError
 
@@ -24,11 +25,18 @@ FORMATS: dict[str, tuple[str, str]] = {
 }
 
 
-def read_corpus(path: str | Path | None, format: str, *, skip_bad: bool = False, **opts: Any) -> ParallelCorpus:
+# formats whose sentences are aligned by line or verse position: checked for same-count shifts
+LINE_ALIGNED = ("flores", "ebible", "pbc", "plain")
+
+
+def read_corpus(path: str | Path | None, format: str, *, skip_bad: bool = False, check_alignment: bool = True,
+                **opts: Any) -> ParallelCorpus:
     """Read a corpus of the given format. `path` may be None only for `cldr` (data from babel).
 
     Bad input raises CorpusError naming file, line and language; with `skip_bad=True` the bad
-    file or language is left out, logged, and listed in the corpus's `skipped`.
+    file or language is left out, logged, and listed in the corpus's `skipped`. Line-aligned
+    formats are checked for same-count shifts (`aligncheck`, sentence lengths): each suspect span
+    is logged as a warning (`babelmap check --corpus` lists them all).
     """
     fmt = format.lower()
     if fmt not in FORMATS:
@@ -39,4 +47,8 @@ def read_corpus(path: str | Path | None, format: str, *, skip_bad: bool = False,
         raise CorpusError("no such file or folder", file=str(path))
     mod_name, fn_name = FORMATS[fmt]
     reader = getattr(importlib.import_module(mod_name), fn_name)
-    return reader(path, skip_bad=skip_bad, **opts)
+    corpus = reader(path, skip_bad=skip_bad, **opts)
+    if check_alignment and fmt in LINE_ALIGNED:
+        from babelmap.engine.corpora.aligncheck import warn_shifts
+        warn_shifts(corpus)
+    return corpus

@@ -8,7 +8,9 @@ while the ratio to a *neighbouring* pivot sentence is not. Per language, a hidde
 over the offset o in {-2..2} (x's sentence j is the pivot's sentence j + o) scores each position by
 the Gaussian log-likelihood of its residual under each offset (capped, so one free translation
 cannot dominate) and pays `switch_cost` to change offset. The Viterbi path's runs at o != 0 whose
-likelihood gain over o = 0 is at least `min_score` are the suspects. Mean and spread are fitted
+likelihood gain over o = 0 is at least `min_score` are the suspects. Numbers are anchors lengths
+miss: a sentence whose digits (any script) differ from those of the reference sentence pays a
+fixed cost at that offset. Mean and spread are fitted
 robustly (median, MAD) and refitted once on the path, so even a corpus shifted over more than half
 its length is measured against the right model. A span flagged in most languages at once is the
 pivot's own shift and is reported once, for the pivot.
@@ -18,6 +20,8 @@ from __future__ import annotations
 import functools
 import logging
 import re
+import unicodedata
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,6 +30,7 @@ import numpy as np
 log = logging.getLogger("babelmap.corpora")
 
 OFFSETS = np.array([-2, -1, 0, 1, 2])
+_DIGITS = re.compile(r"\d+")
 _ZERO = 2                    # index of offset 0 in OFFSETS
 CAP = 16.0                   # a residual counts at most 4 standard deviations
 UNSEEN = 4.0                 # cost (as z^2) of an offset whose pivot sentence is missing
@@ -69,11 +74,12 @@ CONSENSUS = "consensus"
 
 
 def find_shifts(corpus, pivot: str | None = None, *, switch_cost: float = 6.0, min_score: float = 20.0,
-                languages: list[str] | None = None) -> list[Suspect]:
+                languages: list[str] | None = None, numbers: bool = True) -> list[Suspect]:
     """Suspect spans of every language (or `languages`) against `pivot`. Without a pivot and
     with 3 or more languages the reference is the consensus of all languages (per sentence, the
     median over languages of the centred log length: robust to a few shifted languages, and
-    twice as sharp as one pivot); with 2, the other language. Needs no model; see the module doc."""
+    twice as sharp as one pivot); with 2, the other language. `numbers=False` uses lengths alone
+    (faster, less sensitive to short shifts). Needs no model; see the module doc."""
     langs = list(languages) if languages is not None else list(corpus.languages)
     if len(corpus.languages) < 2 or not corpus.sentence_ids:
         return []
@@ -86,10 +92,17 @@ def find_shifts(corpus, pivot: str | None = None, *, switch_cost: float = 6.0, m
     others = [l for l in langs if l != pivot]
     if not others:
         return []
-    lp = _lengths(corpus.text(pivot)) if pivot is not None else consensus_lengths(corpus)
+    all_l = np.stack([_lengths(r) for r in corpus.texts])
+    row_of = {l: i for i, l in enumerate(corpus.languages)}
+    lp = all_l[row_of[pivot]] if pivot is not None else consensus_lengths(corpus, all_l)
+    extra = None
+    if numbers:
+        nums = {l: [numbers_in(t) for t in corpus.text(l)] for l in corpus.languages}
+        ref_digits = nums[pivot] if pivot is not None else consensus_numbers(corpus, nums)
+        extra = np.stack([_number_costs(nums[l], ref_digits) for l in others])
     pivot = pivot or CONSENSUS
-    lx = np.stack([_lengths(corpus.text(l)) for l in others])
-    paths, gains = _viterbi_all(lx, lp, switch_cost)
+    lx = all_l[[row_of[l] for l in others]]
+    paths, gains = _viterbi_all(lx, lp, switch_cost, extra)
     suspects = []
     for i, lang in enumerate(others):
         for a, b, off, gain in _runs(paths[i], gains[i]):
@@ -100,11 +113,12 @@ def find_shifts(corpus, pivot: str | None = None, *, switch_cost: float = 6.0, m
     return _blame_pivot(corpus, suspects, pivot, len(others))
 
 
-def consensus_lengths(corpus) -> np.ndarray:
+def consensus_lengths(corpus, all_l: np.ndarray | None = None) -> np.ndarray:
     """Per sentence, the median over languages of log(length + 1) minus the language's median:
     the length profile all translations share (NaN where no language has the sentence)."""
     import warnings
-    all_l = np.stack([_lengths(r) for r in corpus.texts])
+    if all_l is None:
+        all_l = np.stack([_lengths(r) for r in corpus.texts])
     centred = all_l - np.nanmedian(all_l, axis=1, keepdims=True)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)      # all-missing sentences stay NaN
@@ -119,11 +133,12 @@ def default_pivot(corpus) -> str:
     return next((l for l in tied if l.startswith("eng_")), tied[0])
 
 
-def warn_shifts(corpus, limit: int = 10) -> list[Suspect]:
-    """Run `find_shifts` and log each suspect (the first `limit`, then a count): for readers."""
+def warn_shifts(corpus, limit: int = 10, numbers: bool = False) -> list[Suspect]:
+    """Run `find_shifts` (lengths alone by default: cheap enough for every read) and log each
+    suspect (the first `limit`, then a count): for readers."""
     if len(corpus.languages) < 2:
         return []
-    found = find_shifts(corpus)
+    found = find_shifts(corpus, numbers=numbers)
     for s in found[:limit]:
         log.warning("%s", s.message)
     if len(found) > limit:
@@ -135,7 +150,9 @@ def warn_shifts(corpus, limit: int = 10) -> list[Suspect]:
 # -- the model -----------------------------------------------------------------------------------
 def _lengths(row: list[str | None]) -> np.ndarray:
     """log(characters + 1) per sentence; NaN where missing."""
-    return np.array([np.log(len(t) + 1.0) if t is not None else np.nan for t in row])
+    n = np.array([-1 if t is None else len(t) for t in row], dtype=np.float64)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(n < 0, np.nan, np.log1p(np.maximum(n, 0)))
 
 
 def _shifted(lp: np.ndarray, o: int) -> np.ndarray:
@@ -199,13 +216,16 @@ def _viterbi(costs: np.ndarray, switch_cost: float) -> np.ndarray:
     return path
 
 
-def _viterbi_all(lx: np.ndarray, lp: np.ndarray, switch_cost: float) -> tuple[np.ndarray, np.ndarray]:
+def _viterbi_all(lx: np.ndarray, lp: np.ndarray, switch_cost: float,
+                 extra: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Fit, decode, refit on the decoded offsets, decode again. Returns (offsets [L, S], gain
-    [L, S]: how much better each position fits its path offset than offset 0, in log-likelihood)."""
+    [L, S]: how much better each position fits its path offset than offset 0, in log-likelihood).
+    `extra` [L, S, O] is added to the length costs (the numbers' evidence)."""
+    extra = 0.0 if extra is None else extra
     mu, sigma = _fit(lx, lp)
-    path = _viterbi(_costs(lx, lp, mu, sigma), switch_cost)
+    path = _viterbi(_costs(lx, lp, mu, sigma) + extra, switch_cost)
     mu, sigma = _fit(lx, lp, OFFSETS[path])
-    costs = _costs(lx, lp, mu, sigma)
+    costs = _costs(lx, lp, mu, sigma) + extra
     path = _viterbi(costs, switch_cost)
     chosen = np.take_along_axis(costs, path[..., None].astype(np.int64), axis=2)[..., 0]
     gain = (costs[:, :, _ZERO] - chosen) / 2.0
@@ -224,6 +244,56 @@ def _runs(offsets: np.ndarray, gain: np.ndarray):
             k += 1
         yield j, k, int(offsets[j]), float(gain[j:k + 1].sum())
         j = k + 1
+
+
+# -- numbers: anchors that lengths miss -----------------------------------------------------------
+NUMBER_MISMATCH = 8.0        # cost (as z^2) when both sentences hold numbers and they differ
+NUMBER_MISSING = 3.0         # x holds numbers, the reference sentence none
+
+
+def numbers_in(text: str | None) -> tuple[str, ...]:
+    """The digit runs of a sentence in any script (Unicode decimal digits as ASCII), sorted:
+    `"1.000 Menschen um 9:30"` -> `("000", "1", "30", "9")`."""
+    if not text:
+        return ()
+    runs = _DIGITS.findall(text)          # `\d` is every Unicode decimal digit
+    return tuple(sorted(r if r.isascii() else "".join(str(unicodedata.decimal(c)) for c in r) for r in runs))
+
+
+def consensus_numbers(corpus, numbers: dict[str, list] | None = None) -> list[tuple[str, ...] | None]:
+    """Per sentence, the numbers most languages write there (None when fewer than 3 languages, or
+    under a fifth of those that have the sentence, agree: then numbers say nothing)."""
+    numbers = numbers or {l: [numbers_in(t) for t in corpus.text(l)] for l in corpus.languages}
+    out: list[tuple[str, ...] | None] = []
+    for j in range(len(corpus.sentence_ids)):
+        sigs = Counter()
+        present = 0
+        for lang, row in zip(corpus.languages, corpus.texts):
+            if row[j] is not None:
+                present += 1
+                sigs[numbers[lang][j]] += 1
+        top = sigs.most_common(1)
+        out.append(top[0][0] if top and top[0][1] >= max(3, present / 5) else None)
+    return out
+
+
+def _number_costs(xs: list[tuple[str, ...]], ref: list[tuple[str, ...] | None]) -> np.ndarray:
+    """[S, O] costs of the numbers of x's sentence j against the reference's sentence j + o."""
+    n = len(xs)
+    out = np.zeros((n, len(OFFSETS)))
+    for j, x in enumerate(xs):
+        if not x:
+            continue
+        for k, o in enumerate(OFFSETS):
+            i = j + int(o)
+            r = ref[i] if 0 <= i < n else None
+            if r is None:
+                continue
+            if not r:
+                out[j, k] = NUMBER_MISSING
+            elif r != x:
+                out[j, k] = NUMBER_MISMATCH
+    return out
 
 
 # -- reporting -----------------------------------------------------------------------------------
