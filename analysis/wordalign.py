@@ -301,3 +301,42 @@ def write_report(rep: WordAlignmentReport, folder: str | os.PathLike, hist_layer
                  pdf: bool = True) -> list[Path]:
     """Table (CSV + Markdown) and figures into `folder`."""
     return list(write_table(rep, folder)) + plot_report(rep, folder, hist_layer, pdf=pdf)
+
+
+def store_alignment(ws: WordStore, src: str, tgt: str, *, pharaoh: str | os.PathLike | None = None,
+                    alignment: str | os.PathLike | None = None, all_links: bool = False,
+                    drop_identical: bool = False, layer: int = 8, device: str = "cpu") -> tuple[Alignment, str]:
+    """The alignment of `src`-`tgt` over a word store's sentences: a Pharaoh file (one-to-one
+    links unless `all_links`), an alignment file written by `babelmap align --out` (read as is),
+    or the model's own (mutual argmax at `layer`); and a one-line summary of it."""
+    from babelmap.engine.alignments import drop_identical_links, read_pharaoh
+    from babelmap.kernels.align import align_store
+    for lang in (src, tgt):
+        ws.offsets(lang)  # a clear error for an unknown language
+    src_words = [ws.sentence_words(src, s) for s in range(len(ws.sentence_ids))]
+    tgt_words = [ws.sentence_words(tgt, s) for s in range(len(ws.sentence_ids))]
+    if pharaoh or alignment:
+        al = read_pharaoh(pharaoh or alignment, src_words, tgt_words, keep_one_to_one=bool(pharaoh) and not all_links,
+                          drop_identical=drop_identical, src_lang=src, tgt_lang=tgt)
+    else:
+        al = align_store(ws, src, tgt, layer=layer, device=device)
+        if drop_identical:
+            al = drop_identical_links(al, src_words, tgt_words)
+    n_pairs = sum(1 for s in range(al.n_sentences) if al.offsets[s + 1] > al.offsets[s])
+    n_src = sum(map(len, src_words))
+    line = (f"{len(al)} links over {n_pairs} sentence pairs ({len(al) / max(1, n_pairs):.1f} per pair; "
+            f"{100 * len(al) / max(1, n_src):.0f}% of {n_src} {src} words)")
+    return al, line
+
+
+def summary_lines(rep: WordAlignmentReport) -> list[str]:
+    """Per checkpoint: last-layer distances and retrieval, and the best retrieval's layer."""
+    out = []
+    for name in rep.checkpoints:
+        rows = [r for r in rep.rows if r["checkpoint"] == name]
+        best = max(rows, key=lambda r: r["retrieval"])
+        last = rows[-1]
+        out.append(f"  {name}: last layer cos distance aligned {last['cos_aligned']:.3f} vs unrelated "
+                   f"{last['cos_unrelated']:.3f}, retrieval {last['retrieval']:.3f}; best retrieval "
+                   f"{best['retrieval']:.3f} at layer {best['layer']}")
+    return out

@@ -226,7 +226,9 @@ def nearest_in_sentence(src: np.ndarray, src_off: np.ndarray, tgt: np.ndarray, t
 def align_store(store, src_lang: str, tgt_lang: str, layer: int = 8, device: str = "cpu") -> Alignment:
     """The model's own alignment of two languages of a word store at one layer."""
     if not 0 <= layer < store.num_hidden_states:
-        raise ValueError(f"layer {layer} outside 0..{store.num_hidden_states - 1} of {store.path}")
+        from babelmap.engine.errors import StoreError
+        raise StoreError(f"--layer {layer}: the word store {store.path} has {store.num_hidden_states} hidden "
+                         f"states (0..{store.num_hidden_states - 1}); choose one of them")
     al = similarity_align(store.embeddings(src_lang, layer), store.offsets(src_lang),
                           store.embeddings(tgt_lang, layer), store.offsets(tgt_lang),
                           store.valid(src_lang), store.valid(tgt_lang), device=device)

@@ -147,3 +147,19 @@ def test_cli_words_align_report(tiny_bert, tmp_path, flores_dir, capsys):
     assert df[df.layer == 2].retrieval.iloc[0] == 1.0
     assert (df.cos_aligned < df.cos_unrelated).all() and df.n_links.iloc[0] == sum(len(l.split()) for l in lines)
     assert main(["align", str(w), "--src", "eng_Latn", "--tgt", "fra_Latn"]) == 1  # unknown language: error, no traceback
+
+
+def test_align_layer_beyond_the_store_is_one_line(tiny_bert, tmp_path, capsys):
+    """`babelmap align` with its default --layer 8 on a 3-hidden-state word store: exit 1, one line."""
+    from babelmap.cli import main
+    from babelmap.engine.corpora import ParallelCorpus
+    from babelmap.engine.words import extract_words
+    corpus = ParallelCorpus.from_dict({"eng_Latn": ["the dog sleeps", "a red house"],
+                                       "deu_Latn": ["der Hund schläft", "ein rotes Haus"]})
+    w = extract_words(corpus, tmp_path / "w.h5", str(tiny_bert), device="cpu", progress=False)
+    capsys.readouterr()
+    assert main(["align", str(w), "--src", "eng_Latn", "--tgt", "deu_Latn"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "--layer 8" in err[0] and "3 hidden states (0..2)" in err[0], err
+    assert main(["align", str(w), "--src", "eng_Latn", "--tgt", "deu_Latn", "--layer", "2"]) == 0
+    assert "links over 2 sentence pairs" in capsys.readouterr().out

@@ -35,32 +35,18 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from babelmap.analysis.wordalign import analyse, store_alignment, summary_lines, write_report
     from babelmap.engine.errors import BabelmapError
     from babelmap.engine.words import open_words
-    from babelmap.engine.alignments import drop_identical_links, read_pharaoh
-    from babelmap.kernels.align import align_store
 
     ws = open_words(args.words)
-    for lang in (args.src, args.tgt):
-        ws.offsets(lang)  # a clear error for an unknown language
-    src_words = [ws.sentence_words(args.src, s) for s in range(len(ws.sentence_ids))]
-    tgt_words = [ws.sentence_words(args.tgt, s) for s in range(len(ws.sentence_ids))]
-    if args.pharaoh or args.alignment:
-        al = read_pharaoh(args.pharaoh or args.alignment, src_words, tgt_words,
-                          keep_one_to_one=bool(args.pharaoh) and not args.all_links,
-                          drop_identical=args.drop_identical, src_lang=args.src, tgt_lang=args.tgt)
-    else:
-        al = align_store(ws, args.src, args.tgt, layer=args.layer, device=args.device)
-        if args.drop_identical:
-            al = drop_identical_links(al, src_words, tgt_words)
-    n_pairs = sum(1 for s in range(al.n_sentences) if al.offsets[s + 1] > al.offsets[s])
-    n_src = sum(map(len, src_words))
-    print(f"{len(al)} links over {n_pairs} sentence pairs ({len(al) / max(1, n_pairs):.1f} per pair; "
-          f"{100 * len(al) / max(1, n_src):.0f}% of {n_src} {args.src} words)")
+    al, line = store_alignment(ws, args.src, args.tgt, pharaoh=args.pharaoh, alignment=args.alignment,
+                               all_links=args.all_links, drop_identical=args.drop_identical, layer=args.layer,
+                               device=args.device)
+    print(line)
     if args.out:
         print(f"alignment written to {al.save(args.out)}")
     if args.report:
-        from babelmap.analysis.wordalign import analyse, write_report
         stores = {args.name: ws}
         for item in args.compare:
             name, sep, path = item.partition("=")
@@ -71,11 +57,5 @@ def run(args: argparse.Namespace) -> int:
         files = write_report(rep, args.report, hist_layer=args.hist_layer if args.hist_layer is not None
                              else args.layer, pdf=not args.no_pdf)
         print(f"report: {', '.join(str(f) for f in files)}")
-        for name in rep.checkpoints:
-            rows = [r for r in rep.rows if r["checkpoint"] == name]
-            best = max(rows, key=lambda r: r["retrieval"])
-            last = rows[-1]
-            print(f"  {name}: last layer cos distance aligned {last['cos_aligned']:.3f} vs unrelated "
-                  f"{last['cos_unrelated']:.3f}, retrieval {last['retrieval']:.3f}; best retrieval "
-                  f"{best['retrieval']:.3f} at layer {best['layer']}")
+        print("\n".join(summary_lines(rep)))
     return 0
