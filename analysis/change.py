@@ -36,11 +36,12 @@ def read_transfer(path: str | os.PathLike, source: str, languages: Sequence[str]
 
     Read with the one transfer-table reader (`analysis.transfer.read_transfer_table`: CSV or
     TSV, columns `source,target,score` or xpos' `lang_train,lang_pred,score`, or `columns=`),
-    codes matched to `languages` by `analysis.transfer.lookup_codes`. Rows whose source is
+    codes matched to `languages` by `engine.languages.match_ids`. Rows whose source is
     `source` are kept. Returns ({target id: score}, target codes not among `languages`)."""
-    from babelmap.analysis.transfer import lookup_codes, read_transfer_table
+    from babelmap.analysis.transfer import read_transfer_table
+    from babelmap.engine.languages import match_ids
     table = read_transfer_table(path, *(columns or (None, None, "score")))
-    lookup, _ = lookup_codes(table.ids, list(languages) + ([] if source in languages else [source]))
+    lookup, _ = match_ids(table.ids, list(languages) + ([] if source in languages else [source]))
     src_codes = [c for c in table.sources if c == source or lookup.get(c) == source]
     if not src_codes:
         codes = table.sources

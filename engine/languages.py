@@ -12,7 +12,7 @@ import difflib
 import functools
 import re
 from collections import Counter
-from typing import Iterable
+from typing import Iterable, Mapping, Sequence
 
 from babelmap.engine.errors import LanguageError
 
@@ -500,3 +500,53 @@ def treebank_id(code: str) -> str:
     `yue` -> `yue_Hant`): each code its own language, never merged into its macrolanguage."""
     return normalize_code(code, script=TREEBANK_SCRIPTS.get(code.strip().lower()))
 
+
+def match_ids(ids: Mapping[str, str | None], languages: Sequence[str], where: str = "the languages"
+              ) -> tuple[dict[str, str], dict[str, str]]:
+    """(code -> the language of `languages` it denotes, code -> why it has none), for codes
+    already mapped to our ids (`ids`, e.g. `TransferTable.ids`).
+
+    A code matches its own id; else the same language (ISO 639-3) in another script, the
+    code's script preferred (Hans/Hant count as one Han script only when that decides); else,
+    for a macrolanguage code, its standard member (`ar` -> `arb_Arab`). A member never maps to
+    its macrolanguage or to a sibling (`lzh`, `yue` are not `zho`). Two codes that would share
+    one language: the exact id keeps it, the other is left out (a target is never its
+    own source). The standard member of a macrolanguage also finds the macrolanguage's code
+    (`cmn` -> `zho_Hans`, `arb` -> `ara_Arab`)."""
+    by_iso: dict[str, list[str]] = {}
+    for c in languages:
+        by_iso.setdefault(iso639_3(c), []).append(c)
+    macro_of = {member: macro for macro, member in STANDARD_MEMBER.items()}
+    present = set(languages)
+    han = lambda sc: "Han" if sc in ("Hans", "Hant", "Hani") else sc  # noqa: E731
+    out: dict[str, str] = {}
+    why: dict[str, str] = {}
+    for code, lid in ids.items():
+        if lid is None:
+            continue
+        if lid in present:
+            out[code] = lid
+            continue
+        iso = iso639_3(lid)
+        hits = by_iso.get(iso) or by_iso.get(STANDARD_MEMBER.get(iso, "")) or by_iso.get(macro_of.get(iso, ""), [])
+        if len(hits) > 1:
+            for same in ([c for c in hits if script_of(c) == script_of(lid)],
+                         [c for c in hits if han(script_of(c)) == han(script_of(lid))]):
+                if len(same) == 1:
+                    hits = same
+                    break
+        if len(hits) == 1:
+            out[code] = hits[0]
+        elif hits:
+            why[code] = f"{lid} is ambiguous in {where}: {', '.join(hits)}"
+    holders: dict[str, list[str]] = {}
+    for code, lang in out.items():
+        holders.setdefault(lang, []).append(code)
+    for lang, codes in holders.items():
+        if len(codes) > 1:
+            keep = [c for c in codes if ids[c] == lang] or sorted(codes)[:1]
+            for c in codes:
+                if c != keep[0]:
+                    del out[c]
+                    why[c] = f"maps to {lang}, as does {keep[0]!r}, which keeps it"
+    return out, why

@@ -176,3 +176,20 @@ def test_resolve_every_flores_name(flores_dir) -> None:
     assert wrong == {"ace_Arab": "ace_Latn", "arb_Latn": "arb_Arab", "bjn_Arab": "bjn_Latn",
                      "kas_Deva": "kas_Arab", "knc_Arab": "knc_Latn", "min_Arab": "min_Latn",
                      "taq_Tfng": "taq_Latn", "zho_Hant": "zho_Hans"}
+
+
+def test_match_ids_keeps_varieties_apart():
+    """Codes' ids matched to a run's languages: script variants and macrolanguage <-> standard
+    member match; a member never lands on its macrolanguage or a sibling; one language, one code."""
+    from babelmap.engine.languages import match_ids, treebank_id
+    ids = {c: treebank_id(c) for c in ("zh", "lzh", "yue", "ar", "fa", "no", "sr", "en", "cmn")}
+    langs = ["zho_Hans", "zho_Hant", "yue_Hant", "arb_Arab", "pes_Arab", "nob_Latn", "srp_Cyrl", "eng_Latn"]
+    got, why = match_ids(ids, langs)
+    assert got == {"zh": "zho_Hans", "yue": "yue_Hant", "ar": "arb_Arab", "fa": "pes_Arab", "no": "nob_Latn",
+                   "sr": "srp_Cyrl", "en": "eng_Latn"}
+    assert "lzh" not in got and "lzh" not in why                  # simply not there
+    assert why["cmn"] == "maps to zho_Hans, as does 'zh', which keeps it"
+    got2, why2 = match_ids({"sr": "srp_Latn"}, ["srp_Cyrl", "srp_Latn", "hrv_Latn"])
+    assert got2 == {"sr": "srp_Latn"} and not why2
+    got3, why3 = match_ids({"de": "deu_Latn"}, ["deu_Latn-a", "deu_Latn-b"])
+    assert got3 == {} and "ambiguous" in why3["de"]
