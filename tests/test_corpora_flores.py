@@ -78,3 +78,6 @@ def test_flores_missing_split_and_devtest(tmp_path: Path, flores_dir: Path) -> N
     assert len(c.sentence_ids) == 22 and c.sentence_ids[20] == "devtest:1"
     assert c.text("deu_Latn")[21] == "deu_Latn b"
     assert read_corpus(root / "devtest", "flores", split="devtest").sentence_ids == ["devtest:1", "devtest:2"]
+    # the split read is recorded (not "dev"), and so is where documents come from when known
+    assert c.split == "dev+devtest" and read_corpus(root, "flores", split="devtest").provenance()["split"] == "devtest"
+    assert c.documents is None and "documents" not in c.provenance()     # no metadata_*.tsv here

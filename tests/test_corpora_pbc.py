@@ -41,6 +41,11 @@ def test_pbc_real() -> None:
     assert dict(zip(d.sentence_ids, d.text("nyu_Latn")))["42017035"] is None
     sel = c.select(min_languages=3)
     assert len(sel.sentence_ids) == 1979
+    # documents are chapters; a --max-sentences that leaves nyu empty drops it, recorded
+    assert c.documents[c.sentence_ids.index("41014025")] == "MRK 14"
+    first = c.select(first=60)                      # Psalms: nyu (a NT portion) has none of them
+    assert "nyu_Latn" not in first.languages and first.skipped[-1]["language"] == "nyu_Latn"
+    assert "nyu_Latn" in c.select(min_languages=3, first=60).languages
 
 
 HEAD = "# language_name:   German\n# closest ISO 639-3:   deu\n# copyright_short: Public domain\n"
@@ -74,6 +79,7 @@ def test_pbc_duplicate_unsorted_malformed(tmp_path: Path) -> None:
         with pytest.raises(CorpusError, match=needle) as err:
             read_corpus(folder, "pbc")
         assert err.value.line == line and err.value.file.endswith("deu-x-bible.txt")
+        assert err.value.language == "deu"              # the header's code, not the file stem
         c = read_corpus(folder, "pbc", skip_bad=True)
         assert c.languages == ["rus_Cyrl"] and c.skipped[0]["line"] == line
 

@@ -117,3 +117,56 @@ def test_line_count_tie_is_not_guessed(tmp_path: Path) -> None:
         with pytest.raises(CorpusError, match="no count is in the majority") as err:
             read_corpus(folder, "plain", skip_bad=skip)
         assert "de.txt 2" in str(err.value) and "fr.txt 1" in str(err.value)
+
+
+# -- reader surprises (issue 16.5) ---------------------------------------------------------------
+def test_upper_case_extension_is_read(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["deu_Latn.TXT"] = files.pop("de.txt")
+    c = read_corpus(_write(tmp_path / "c", files), "plain")
+    assert "deu_Latn" in c.languages and c.text("deu_Latn")[0] == "Hallo Welt"
+
+
+def test_stray_common_word_files_are_refused_unless_named(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["tmp.txt"] = "a\nb\nc\nd\n"
+    folder = _write(tmp_path / "c", files)
+    with pytest.raises(CorpusError) as err:
+        read_corpus(folder, "plain")
+    assert err.value.file.endswith("tmp.txt") and "common English word" in str(err.value)
+    assert "--langs" in str(err.value)
+    c = read_corpus(folder, "plain", skip_bad=True)
+    assert "tmp_Latn" not in c.languages and c.skipped[0]["file"].endswith("tmp.txt")
+    c = read_corpus(folder, "plain", langs=["tmp_Latn", "deu_Latn"])
+    assert "tmp_Latn" in c.languages
+    (folder / "tmp.txt").unlink()
+    (folder / "new.txt").write_text("a\nb\nc\nd\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match="'new' is a common English word"):
+        read_corpus(folder, "plain", langs=["deu_*"])     # a glob for another language does not name it
+
+
+def test_nul_byte_names_file_line_and_language(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["ru.txt"] = "Привет мир\nДоброе утро\nДобрый\x00 вечер\nДо свидания\n"
+    with pytest.raises(CorpusError) as err:
+        read_corpus(_write(tmp_path / "c", files), "plain")
+    e = err.value
+    assert e.line == 3 and e.file.endswith("ru.txt") and e.language == "ru" and "NUL" in str(e)
+
+
+def test_extra_blank_line_is_reported_where_it_is(tmp_path: Path) -> None:
+    files = {f"{c}.txt": "".join(f"{c} sentence {i}\n" for i in range(1, 21)) for c in ("de", "fr", "ru")}
+    lines = files["fr.txt"].split("\n")
+    lines.insert(9, "")                                  # a blank line 10: 21 lines
+    files["fr.txt"] = "\n".join(lines)
+    with pytest.raises(CorpusError) as err:
+        read_corpus(_write(tmp_path / "c", files), "plain")
+    assert err.value.line == 10 and "21 lines" in str(err.value) and "line 10 is blank" in str(err.value)
+
+
+def test_sentences_are_stripped_and_the_normalisation_recorded(tmp_path: Path) -> None:
+    files = dict(GOOD)
+    files["de.txt"] = "  Hallo Welt \t\nGuten Morgen\u00a0\n \nAuf Wiedersehen\n"
+    c = read_corpus(_write(tmp_path / "c", files), "plain")
+    assert c.text("deu_Latn") == ["Hallo Welt", "Guten Morgen", None, "Auf Wiedersehen"]
+    assert c.normalization == "strip" and c.provenance()["normalization"] == "strip"
