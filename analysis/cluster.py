@@ -101,8 +101,9 @@ class Clustering:
         temporary name; `Clustering.load` gives it back unchanged."""
         import h5py
 
-        from babelmap.engine.atomic import replaced_atomically
-        with replaced_atomically(path) as tmp, h5py.File(tmp, "w") as f:
+        from babelmap.engine.diskwrite import write_hdf5_safely
+
+        def build(f) -> None:
             f.create_dataset("languages", data=np.array(self.languages, dtype=object),
                              dtype=h5py.string_dtype("utf-8"))
             f.create_dataset("Z", data=np.asarray(self.Z, dtype=np.float64))
@@ -111,7 +112,7 @@ class Clustering:
                 f.create_dataset("labels", data=np.asarray(self.labels, dtype=np.int64))
             f.attrs.update({"format": "babelmap.clustering", "method": self.method, "name": self.name,
                             "filled": int(self.filled), "info": json.dumps(self.info, default=str)})
-        return Path(path)
+        return write_hdf5_safely(path, build, "clustering")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Clustering":

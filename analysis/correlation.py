@@ -217,36 +217,32 @@ class Correlation:
                 "dropped": dropped}
 
     # files ---------------------------------------------------------------------------------
-    def save(self, path: str | os.PathLike, group: str = "/") -> Path:
-        """Write this correlation into HDF5 `path` (under `group`; other groups are kept), so a
-        later stage or a user's script reads back exactly this object with `Correlation.load`."""
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write this correlation as an HDF5 file (crash- and disk-full-safe), so a later stage
+        or a user's script reads back exactly this object with `Correlation.load`."""
+        from babelmap.engine.diskwrite import write_hdf5_safely
+        return write_hdf5_safely(path, self.write_to, "correlation")
+
+    def write_to(self, g) -> None:
+        """Write into an open HDF5 file or group `g` (what `save` and `save_correlations` use)."""
         import h5py
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        with h5py.File(path, "a") as f:
-            if group != "/" and group in f:
-                del f[group]
-            g = f.require_group(group)
-            for k in list(g.keys()):
-                del g[k]
-            text = h5py.string_dtype("utf-8")
-            g.create_dataset("languages", data=np.array(self.languages, dtype=object), dtype=text)
-            g.create_dataset("layers", data=np.asarray(self.layers, dtype=np.int64))
-            g.create_dataset("pearson", data=self.pearson)
-            g.create_dataset("spearman", data=self.spearman)
-            g.create_dataset("partners", data=np.asarray(self.partners, dtype=np.int64))
-            for k, v in self.ci.items():
-                g.create_dataset(f"ci/{k}", data=np.asarray(v))
-            d = g.create_group("dropped")
-            d.create_dataset("language", data=np.array([x.language for x in self.dropped], dtype=object), dtype=text)
-            d.create_dataset("reason", data=np.array([x.reason for x in self.dropped], dtype=object), dtype=text)
-            d.create_dataset("layer", data=np.array([-1 if x.layer is None else x.layer for x in self.dropped],
-                                                    dtype=np.int64))
-            d.create_dataset("partners", data=np.array([x.partners for x in self.dropped], dtype=np.int64))
-            g.attrs.update({"format": "babelmap.correlation", "measure": self.measure, "model": self.model,
-                            "min_partners": int(self.min_partners), "uncertainty": self.uncertainty or "",
-                            "ci_order": json.dumps(list(self.ci))})
-        return path
+        text = h5py.string_dtype("utf-8")
+        g.create_dataset("languages", data=np.array(self.languages, dtype=object), dtype=text)
+        g.create_dataset("layers", data=np.asarray(self.layers, dtype=np.int64))
+        g.create_dataset("pearson", data=self.pearson)
+        g.create_dataset("spearman", data=self.spearman)
+        g.create_dataset("partners", data=np.asarray(self.partners, dtype=np.int64))
+        for k, v in self.ci.items():
+            g.create_dataset(f"ci/{k}", data=np.asarray(v))
+        d = g.create_group("dropped")
+        d.create_dataset("language", data=np.array([x.language for x in self.dropped], dtype=object), dtype=text)
+        d.create_dataset("reason", data=np.array([x.reason for x in self.dropped], dtype=object), dtype=text)
+        d.create_dataset("layer", data=np.array([-1 if x.layer is None else x.layer for x in self.dropped],
+                                                dtype=np.int64))
+        d.create_dataset("partners", data=np.array([x.partners for x in self.dropped], dtype=np.int64))
+        g.attrs.update({"format": "babelmap.correlation", "measure": self.measure, "model": self.model,
+                        "min_partners": int(self.min_partners), "uncertainty": self.uncertainty or "",
+                        "ci_order": json.dumps(list(self.ci))})
 
     @classmethod
     def load(cls, path: str | os.PathLike, group: str = "/") -> "Correlation":
@@ -453,16 +449,14 @@ def correlate_all(result: Any, measures: dict[str, LanguageMatrix] | Sequence[La
 def save_correlations(corrs: dict[str, Correlation], path: str | os.PathLike) -> Path:
     """Write several correlations into one HDF5 file (one group per measure, in order) through
     a temporary name, so a reader never sees half a file."""
-    import h5py
+    from babelmap.engine.diskwrite import write_hdf5_safely
 
-    from babelmap.engine.atomic import replaced_atomically
-    with replaced_atomically(path) as tmp:
-        with h5py.File(tmp, "w") as f:
-            f.attrs["format"] = "babelmap.correlations"
-            f.attrs["order"] = json.dumps(list(corrs))
+    def build(f) -> None:
+        f.attrs["format"] = "babelmap.correlations"
+        f.attrs["order"] = json.dumps(list(corrs))
         for i, c in enumerate(corrs.values()):
-            c.save(tmp, group=f"m{i}")
-    return Path(path)
+            c.write_to(f.create_group(f"m{i}"))
+    return write_hdf5_safely(path, build, "correlations")
 
 
 def load_correlations(path: str | os.PathLike) -> dict[str, Correlation]:

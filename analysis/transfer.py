@@ -182,8 +182,8 @@ class Selection:
                 "excluded": self.excluded, "oracle_score": self.oracle_score.tolist(),
                 **{key: {m: np.asarray(v).tolist() for m, v in getattr(self, key).items()}
                    for key in ("chosen_score", "ranks", "ndcg", "ndcg_k")}}
-        from babelmap.engine.atomic import write_text_atomically
-        return write_text_atomically(path, json.dumps(data, indent=1))
+        from babelmap.engine.diskwrite import write_text_safely
+        return write_text_safely(path, json.dumps(data, indent=1), "source selection")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "Selection":

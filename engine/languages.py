@@ -488,7 +488,8 @@ def resolve(name_or_id: str, candidates: Iterable[str] | None = None) -> str:
 STANDARD_MEMBER = {"ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "est": "ekk", "sqi": "als",
                    "zho": "cmn", "msa": "zsm", "uzb": "uzn", "swa": "swh", "aze": "azj", "mon": "khk",
                    "kur": "kmr", "pus": "pbt", "orm": "gaz", "grn": "gug", "yid": "ydd", "mlg": "plt",
-                   "lah": "pnb", "kon": "kng", "srd": "sro", "que": "quy", "ori": "ory", "nep": "npi"}
+                   "lah": "pnb", "kon": "kng", "srd": "sro", "que": "quy", "ori": "ory", "nep": "npi",
+                   "kau": "knc", "aym": "ayr"}
 
 # Treebank codes whose script differs from CLDR's likely script for the language:
 # UD_Classical_Chinese-Kyoto (`lzh`) is written in traditional characters (CLDR says Hans).

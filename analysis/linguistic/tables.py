@@ -16,23 +16,17 @@ import numpy as np
 from babelmap.engine.errors import BabelmapError
 from babelmap.kernels.matrix import LanguageMatrix
 
-# Macrolanguage -> the individual language a database most likely files it under.
-MACRO_TO_INDIVIDUAL = {"zho": "cmn", "est": "ekk", "grn": "gug", "kon": "kng", "srd": "sro", "msa": "zsm",
-                       "ara": "arb", "fas": "pes", "lav": "lvs", "nor": "nob", "swa": "swh", "uzb": "uzn",
-                       "aze": "azj", "mon": "khk", "ori": "ory", "nep": "npi", "que": "quy", "kur": "kmr",
-                       "sqi": "als", "orm": "gaz", "kau": "knc", "aym": "ayr", "mlg": "plt", "yid": "ydd"}
-
 
 def candidate_codes(lang_id: str) -> list[str]:
     """ISO 639-3 codes to look a language up under, in order: its own code, then (for a
     macrolanguage) its main individual language, then (for an individual language) its
     macrolanguage from the ISO 639-3 tables (`iso639-lang`). Databases file some languages
     only under one of the two (URIEL has `lav` but no data for FLORES's `lvs`)."""
-    from babelmap.engine.languages import iso639_3
+    from babelmap.engine.languages import STANDARD_MEMBER, iso639_3
     code = iso639_3(lang_id)
     out = [code]
-    if code in MACRO_TO_INDIVIDUAL:
-        out.append(MACRO_TO_INDIVIDUAL[code])
+    if code in STANDARD_MEMBER:
+        out.append(STANDARD_MEMBER[code])
     try:
         from iso639 import Lang
         macro = Lang(code).macro()

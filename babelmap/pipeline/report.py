@@ -14,7 +14,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from babelmap.engine.atomic import write_text_atomically
+from babelmap.engine.diskwrite import write_text_safely
 from babelmap.pipeline.summary import RunSummary
 
 SUMMARY_HEADER = ["measure", "best layer", "pearson", "pearson 95% CI", "spearman", "mean of max",
@@ -187,7 +187,7 @@ def write_report(out: str | os.PathLike) -> Path:
     lines += [f"- {k}: `{v}`" for k, v in files.items() if (out / v).exists()]
     lines += ["", "Stages and timings: " + ", ".join(
         f"{k} {'reused' if t is None else f'{t:.1f} s'}" for k, t in s.stages.items()), ""]
-    return write_text_atomically(out / "report.md", "\n".join(lines))
+    return write_text_safely(out / "report.md", "\n".join(lines), "report")
 
 
 def terminal_summary(out: str | os.PathLike) -> str:

@@ -20,7 +20,7 @@ from typing import Any, Callable, Generic, TypeVar
 
 import numpy as np
 
-from babelmap.engine.atomic import write_text_atomically
+from babelmap.engine.diskwrite import write_text_safely
 
 log = logging.getLogger("babelmap.pipeline")
 T = TypeVar("T")
@@ -83,7 +83,7 @@ class StageLog:
         self.say(f"[{self.n}/{self.total}] {name}: skipped ({why})")
 
     def _save(self) -> None:
-        write_text_atomically(self.path, json.dumps(self.state, indent=1))
+        write_text_safely(self.path, json.dumps(self.state, indent=1), "run state")
 
     def say(self, msg: str) -> None:
         if self.progress:

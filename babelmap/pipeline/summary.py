@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from babelmap.engine.atomic import write_text_atomically
+from babelmap.engine.diskwrite import write_text_safely
 
 SUMMARY = "summary.json"
 
@@ -53,7 +53,7 @@ class RunSummary:
     def save(self, path: str | os.PathLike | None = None) -> Path:
         """Write `summary.json` (in `out` by default) through a temporary name."""
         path = Path(path) if path is not None else Path(self.out) / SUMMARY
-        return write_text_atomically(path, json.dumps(asdict(self), indent=1, default=str))
+        return write_text_safely(path, json.dumps(asdict(self), indent=1, default=str), "run summary")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "RunSummary":
