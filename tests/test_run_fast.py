@@ -144,3 +144,29 @@ def test_three_languages_write_a_report_saying_why(tiny_bert, tmp_path, capsys):
     assert (out / "figures" / "heatmap_layer2.png").exists()
     assert "'deu_*' 'eng_*' 'fra_*'" in report                 # globs quoted in the reproduction line
     assert "note: No measure gave a defined correlation" in capsys.readouterr().out
+
+
+def test_library_run_and_report_from_artefacts_alone(finished, tmp_path):
+    """`babelmap.pipeline.run(config)` gives a RunResult over the same folder; the report is
+    rebuilt identically from the files alone, also after the folder is moved; similarity.h5 is
+    as the similarity stage wrote it (the default layer lives in correlation/)."""
+    import shutil
+
+    from babelmap.kernels.result import SimilarityResult
+    from babelmap.pipeline import RunConfig, RunResult, run, write_report
+    out, argv, _ = finished
+    cfg = RunConfig(out=str(out), corpus=argv[argv.index("--corpus") + 1], format="plain",
+                    model=argv[argv.index("--model") + 1], measures=argv[argv.index("--measures") + 1:
+                                                                        argv.index("--device")],
+                    device="cpu", progress=False)
+    res = run(cfg)
+    assert isinstance(res, RunResult) and res.summary.stages["store"] is None     # reused
+    assert res.similarity().default_layer == res.summary.best_layer
+    assert set(res.correlations()) == {"lex", "family"} and res.clustering().languages
+    assert res.measures()["family"].name == "family"
+    assert "best_layer" not in SimilarityResult.load(out / "similarity.h5").attrs
+    before = (out / "report.md").read_text()
+    moved = tmp_path / "moved"
+    shutil.copytree(out, moved)
+    (moved / "report.md").unlink()
+    assert write_report(moved).read_text() == before
