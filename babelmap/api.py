@@ -85,9 +85,7 @@ def _as_corpus(corpus: Any) -> "ParallelCorpus":
     if isinstance(corpus, ParallelCorpus):
         return corpus
     if isinstance(corpus, Mapping):
-        if hasattr(ParallelCorpus, "from_dict"):
-            return ParallelCorpus.from_dict(dict(corpus))
-        raise BabelmapError("a {language: [sentences]} corpus needs ParallelCorpus.from_dict (not available)")
+        return ParallelCorpus.from_dict(corpus)
     raise BabelmapError(f"expected a ParallelCorpus or a {{language: [sentences]}} dict, "
                         f"got {type(corpus).__name__}")
 

@@ -27,8 +27,7 @@ IDS = {"English": "eng_Latn", "French": "fra_Latn", "German": "deu_Latn"}
 
 
 def _corpus():
-    return babelmap.ParallelCorpus("example", [IDS[k] for k in SENTENCES], [str(i) for i in range(5)],
-                                   list(SENTENCES.values()))
+    return babelmap.ParallelCorpus.from_dict(SENTENCES)
 
 
 def _mean_cosine(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -43,6 +42,7 @@ def test_notebook_example(tiny_bert, tmp_path):
     E = babelmap.encode(SENTENCES["English"], model=model)
     assert E.shape == (5, 3, 32) and E.dtype == np.float32
     corpus = _corpus()
+    assert corpus.languages == ["deu_Latn", "eng_Latn", "fra_Latn"]          # names became ids
     with babelmap.extract(corpus, tmp_path / "example.h5", model=model, progress=False) as store:
         r = babelmap.similarity(store, progress=False, out=tmp_path / "sim.h5")
     assert isinstance(r, babelmap.SimilarityResult) and r.layers == [0, 1, 2]
@@ -67,7 +67,7 @@ def test_notebook_example(tiny_bert, tmp_path):
 def test_measure_and_similarity_options(tiny_bert, tmp_path):
     corpus = _corpus()
     store = tmp_path / "s.h5"
-    babelmap.extract(corpus, store, model=tiny_bert, progress=False).close()
+    babelmap.extract(SENTENCES, store, model=tiny_bert, progress=False).close()   # a dict is a corpus too
     r = babelmap.similarity(store, layers=[1], progress=False)                  # a path works too
     assert r.layers == [1]
     with pytest.raises(babelmap.BabelmapError):
