@@ -1,91 +1,225 @@
-"""Extraction throughput of the default model on FLORES-200 dev against the reference method.
+"""Extraction speed and padding on CPU: babelmap extract against its peers, in one run.
 
-In one run, on the same sentences: (1) the bare model forward over our length-sorted batches
-(the CPU limit), (2) `babelmap.engine.extract.extract` writing a real store, (3) the reference
-implementation, PyPI `mplm-sim`'s own `mplm_sim.executor.get_emb` (batch size 1, float32, model
-reloaded per language, pooling on the host), or its line-for-line equivalent
-(`babelmap.engine.throughput.reference_loop`, model loaded once) when `mplm-sim` is absent.
+On each workload (FLORES-200 dev 10 languages x 100 sentences; eBible translations x their
+first 32 verses), the same model (default: the embedded one), the same sentences and tokens,
+timed interleaved A B B A (each method twice, the mean reported):
+- `babelmap extract`: the real thing, store written (units, mixed-language padding-capped
+  batches, writer thread);
+- `plain sorted loop`: what a user writes: per language, sort by length, batches of 32,
+  `output_hidden_states`, masked mean of all layers, to NumPy;
+- `per-language budget batches`: the previous scheme (each language alone, longest first,
+  4,096 padded tokens per batch), forward + the same pooling, no writing;
+- `bare forward`: the model alone over babelmap's own batches (no pooling, no writing).
+Also the useful-token share (real / padded) of each batching, at the CPU budget and, for
+the per-language scheme, at the GPU one.
 
-    python benchmarks/bench_extract.py [--langs 10] [--sentences 200] [--device cpu] [--dtype float32]
+    python benchmarks/bench_extract.py [--ebible-langs 16] [--threads 1]
+
+The two workloads run as two single-threaded processes side by side (each its own A B B A
+series), and their results are merged into benchmarks/results/extract_cpu.json.
 """
 from __future__ import annotations
 
 import argparse
+import os
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
-from _common import SHARED_DATA, peak_rss, write_json
+from _common import SHARED_DATA, write_json
 
-LANGS = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab", "hin_Deva", "jpn_Jpan",
-         "swh_Latn", "tur_Latn", "ell_Grek", "kor_Hang", "tha_Thai", "heb_Hebr", "amh_Ethi", "vie_Latn"]
+FLORES_LANGS = ["eng_Latn", "deu_Latn", "fra_Latn", "rus_Cyrl", "zho_Hans", "arb_Arab", "hin_Deva", "jpn_Jpan",
+                "swh_Latn", "tur_Latn"]
+
+
+# -- the previous scheme, reimplemented here as the baseline ---------------------------------
+def old_make_batches(lengths: np.ndarray, budget: int) -> list[np.ndarray]:
+    """One language: longest first, as many as fit `budget` padded tokens (the old make_batches)."""
+    order = np.argsort(-lengths, kind="stable")
+    out, i = [], 0
+    while i < len(order):
+        m = max(1, budget // max(1, int(lengths[order[i]])))
+        out.append(order[i:i + m])
+        i += m
+    return out
+
+
+def plain_batches(lengths: np.ndarray, size: int = 32) -> list[np.ndarray]:
+    order = np.argsort(-lengths, kind="stable")
+    return [order[i:i + size] for i in range(0, len(order), size)]
+
+
+def share(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Real / padded tokens over (lengths, batches-of-rows) per language."""
+    real = padded = 0
+    for lengths, batches in groups:
+        for b in batches:
+            real += int(lengths[b].sum())
+            padded += len(b) * int(lengths[b].max())
+    return real / padded
+
+
+def masked_mean(hidden, mask) -> np.ndarray:
+    m = mask.unsqueeze(-1).to(torch.float32)
+    return torch.stack([(h.float() * m).sum(1) / m.sum(1) for h in hidden], 1).numpy()
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--langs", type=int, default=10)
-    ap.add_argument("--sentences", type=int, default=200)
-    ap.add_argument("--device", default="cpu")
-    ap.add_argument("--dtype", default="float32")
+    ap.add_argument("--flores-sentences", type=int, default=100)
+    ap.add_argument("--ebible-langs", type=int, default=16)
+    ap.add_argument("--verses", type=int, default=32)
+    ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
-    ap.add_argument("--name", default=None, help="results file name (default: extract_<device>)")
+    ap.add_argument("--workload", choices=("flores", "ebible"), default=None,
+                    help="run one workload in this process (default: both, as two processes, merged)")
     args = ap.parse_args()
+    if args.workload is None:
+        return run_both(args)
+    torch.set_num_threads(args.threads)
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
+    from babelmap.engine.batching import sort_batches, token_ids
     from babelmap.engine.corpora import read_corpus
+    from babelmap.engine.extract import extract
     from babelmap.engine.models import load_model
-    from babelmap.engine.throughput import format_table, run_bench
+    from babelmap.engine.plan import plan_units, unit_sizes
 
-    corpus = read_corpus(SHARED_DATA / "flores200", "flores").select(languages=LANGS[:args.langs],
-                                                                    first=args.sentences)
-    print(f"{len(corpus.languages)} languages x {len(corpus.sentence_ids)} sentences from FLORES-200 dev")
-    with peak_rss() as mem_ours:
-        res = run_bench(corpus, args.model, dtype=args.dtype, device=args.device, prefix="", reference=False)
-    print(format_table(res))
+    lm = load_model(args.model, device="cpu", dtype="float32")
+    workloads = {}
+    if args.workload == "flores":
+        flores = read_corpus(SHARED_DATA / "flores200" / "dev", "flores").select(languages=FLORES_LANGS,
+                                                                                first=args.flores_sentences)
+        workloads[f"flores {len(flores.languages)}x{len(flores.sentence_ids)}"] = flores
+    else:
+        from bench_ebible import unpack_ebible
+        eb = read_corpus(unpack_ebible(), "ebible").select(first=args.verses)
+        keep = [l for i, l in enumerate(eb.languages) if eb.mask[i].all()][:args.ebible_langs]
+        workloads[f"ebible {len(keep)}x{args.verses} verses"] = eb.select(languages=keep)
 
-    # The reference implementation, measured in the same run on the same sentences.
-    lm = load_model(args.model, device=args.device, dtype="float32", prefix="")
-    model_dir = str(Path(lm.tokenizer.name_or_path))
-    texts = {l: [t for t in corpus.text(l) if t is not None] for l in corpus.languages}
-    try:
-        from mplm_sim.executor import get_emb
-        how = "mplm_sim.executor.get_emb (PyPI mplm-sim 0.1.0): batch 1, fp32, model reloaded per language"
+    results = {}
+    for name, corpus in workloads.items():
+        texts = {l: [t for t in corpus.text(l) if t is not None] for l in corpus.languages}
+        ids = {l: token_ids(lm, ts, l) for l, ts in texts.items()}
+        lengths = {l: np.array([len(x) for x in v]) for l, v in ids.items()}
+        n_sent = sum(len(v) for v in texts.values())
+        n_tok = int(sum(v.sum() for v in lengths.values()))
+        # babelmap's own units and batches (as extract forms them)
+        K, H = lm.num_hidden_states, lm.hidden_size
+        target, cap = unit_sizes(4096, K * H * 2)
+        units = plan_units(corpus.languages, corpus.mask, target=target, cap=cap)
+        ours = []
+        for u in units:
+            u_ids = [x for b in u.blocks for x in ids[b.lang]]
+            u_len = np.array([len(x) for x in u_ids])
+            ours.append((u_ids, u_len, sort_batches(u_len, 4096)))
+        padding = {
+            "babelmap (units, mixed, capped) 4096": sum(b.tokens for _, _, bs in ours for b in bs)
+            / sum(b.cost for _, _, bs in ours for b in bs),
+            "plain sorted loop (per language, 32)": share([(v, plain_batches(v)) for v in lengths.values()]),
+            "per-language budget 4096 (previous)": share([(v, old_make_batches(v, 4096)) for v in lengths.values()]),
+            "per-language budget 65536 (previous, GPU)": share([(v, old_make_batches(v, 65536))
+                                                                for v in lengths.values()]),
+        }
+        pad_id = lm.tokenizer.pad_token_id
 
-        def reference():
-            for lang, ts in texts.items():
-                get_emb(ts, model_dir, lang, torch.device(args.device))
-    except ImportError as e:
-        from babelmap.engine.throughput import reference_loop
-        how = f"line-for-line equivalent (mplm-sim not importable: {e})"
+        def run_batches(groups, pool: bool):
+            """Forward (and masked mean) over (ids, rows) batches, padded on the right."""
+            with torch.inference_mode():
+                for seqs, rows in groups:
+                    w = max(len(seqs[j]) for j in rows)
+                    x = torch.full((len(rows), w), pad_id, dtype=torch.long)
+                    m = torch.zeros((len(rows), w), dtype=torch.long)
+                    for r, j in enumerate(rows):
+                        x[r, :len(seqs[j])] = torch.tensor(seqs[j])
+                        m[r, :len(seqs[j])] = 1
+                    out = lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+                    if pool:
+                        masked_mean(out.hidden_states, m)
 
-        def reference():
-            for ts in texts.values():
-                reference_loop(lm.model, lm.tokenizer, ts, lm.device)
-    del lm
-    with peak_rss() as mem_ref:
-        t = time.perf_counter()
-        reference()
-        ref_s = time.perf_counter() - t
-    n = res["sentences"]
-    ours = next(r for r in res["runs"] if r["label"].startswith("babelmap extract"))
-    bare = next(r for r in res["runs"] if r["label"].startswith("bare"))
-    ref_rate = n / ref_s
-    summary = {
-        "reference": how, "reference_seconds": ref_s, "reference_sentences_per_s": ref_rate,
-        "reference_tokens_per_s": res["tokens"] / ref_s,
-        "speedup_vs_reference": ours["sentences_per_s"] / ref_rate,
-        "extract_over_bare_time": ours["seconds"] / bare["seconds"],
-        "peak_rss_mib_ours": mem_ours["peak_mib"], "peak_rss_mib_reference": mem_ref["peak_mib"],
-        "targets": {"speedup_vs_reference": ">= 2", "extract_over_bare_time": "<= 1.2"},
-    }
-    print(f"{'reference (' + how.split(':')[0] + ')':40s} {ref_rate:9.1f} {res['tokens'] / ref_s:10.0f} {ref_s:9.2f}")
-    print(f"speed-up of extraction over the reference: {summary['speedup_vs_reference']:.2f}x (target >= 2)")
-    print(f"extraction time / bare forward time:       {summary['extract_over_bare_time']:.2f}x (target <= 1.2)")
-    print(f"peak RSS: ours {mem_ours['peak_mib']:.0f} MiB, reference {mem_ref['peak_mib']:.0f} MiB")
-    write_json(args.name or f"extract_{args.device}", {"bench": res, **summary,
-                                                      "command": "python benchmarks/bench_extract.py " +
-                                                      " ".join(f"--{k} {v}" for k, v in vars(args).items() if v)})
+        def plain():
+            # what a user writes: per language, sorted by length, batches of 32, masked mean
+            run_batches([(ids[l], b) for l in corpus.languages for b in plain_batches(lengths[l])], True)
+
+        def per_language():
+            run_batches([(ids[l], b) for l in corpus.languages for b in old_make_batches(lengths[l], 4096)], True)
+
+        def bare():
+            run_batches([(u_ids, b.rows) for u_ids, _, bs in ours for b in bs], False)
+
+        tmp = tempfile.mkdtemp(prefix="bench-extract-")
+
+        def ours_run():
+            out = Path(tmp) / "s.h5"
+            extract(corpus, out, lm, device="cpu", token_budget=4096, progress=False, overwrite=True)
+
+        methods = {"babelmap extract": ours_run, "plain sorted loop": plain,
+                   "per-language budget batches": per_language, "bare forward": bare}
+        ours_run()  # warm-up (allocator, thread pools, first-use conversions)
+        times = {k: [] for k in methods}
+        loads = []
+        names = list(methods)
+        for order in (names, names[::-1]):  # A B C D D C B A
+            for k in order:
+                loads.append(os.getloadavg()[0])
+                t = time.perf_counter()
+                methods[k]()
+                times[k].append(time.perf_counter() - t)
+        sec = {k: float(np.mean(v)) for k, v in times.items()}
+        res = {"sentences": n_sent, "tokens": n_tok, "units": len(units),
+               "seconds": sec, "runs": times, "tokens_per_s": {k: n_tok / v for k, v in sec.items()},
+               "useful_token_share": padding,
+               "speedup_vs_plain_loop": sec["plain sorted loop"] / sec["babelmap extract"],
+               "speedup_vs_per_language_batches": sec["per-language budget batches"] / sec["babelmap extract"],
+               "extract_over_bare_forward": sec["babelmap extract"] / sec["bare forward"],
+               "load_average_during": [min(loads), max(loads)]}
+        results[name] = res
+        print(f"\n{name}: {n_sent} sentences, {n_tok} tokens, {len(units)} units "
+              f"(load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs, "
+              f"{torch.get_num_threads()} torch threads)")
+        print(f"  {'method':32s} {'seconds':>8s} {'tok/s':>8s}")
+        for k in methods:
+            print(f"  {k:32s} {sec[k]:8.2f} {n_tok / sec[k]:8.0f}")
+        for k, v in padding.items():
+            print(f"  useful tokens, {k:44s} {v:.3f}")
+        print(f"  extract vs plain loop {res['speedup_vs_plain_loop']:.2f}x, vs per-language batches "
+              f"{res['speedup_vs_per_language_batches']:.2f}x, extract / bare forward "
+              f"{res['extract_over_bare_forward']:.2f}x")
+
+    write_json(f"extract_cpu_{args.workload}", {
+        "model": lm.name, "dtype": "float32", "token_budget": 4096, "torch_threads": torch.get_num_threads(),
+        "workloads": results,
+        "targets": {"useful_token_share": ">= 0.9", "speedup_vs_plain_loop": ">= 1.2 (FLORES)",
+                    "speedup_vs_per_language_batches": ">= 1.8 (eBible 32-verse languages)"},
+        "note": "machine shared with other jobs; load average recorded per workload",
+        "command": "python benchmarks/bench_extract.py " + " ".join(
+            f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
+    })
+
+
+def run_both(args) -> None:
+    """Both workloads as two processes side by side, then one merged JSON."""
+    import json
+    import subprocess
+    import sys
+    from _common import RESULTS
+    common = [f"--flores-sentences={args.flores_sentences}", f"--ebible-langs={args.ebible_langs}",
+              f"--verses={args.verses}", f"--threads={args.threads}"] + (["--model", args.model] if args.model else [])
+    procs = [subprocess.Popen([sys.executable, __file__, "--workload", w, *common]) for w in ("flores", "ebible")]
+    if any(p.wait() for p in procs):
+        raise SystemExit("a workload failed")
+    merged: dict = {}
+    for w in ("flores", "ebible"):
+        part = json.loads((RESULTS / f"extract_cpu_{w}.json").read_text())
+        merged.setdefault("runs", {})[w] = {k: part.pop(k) for k in ("machine", "command")}
+        workloads = part.pop("workloads")
+        merged.update(part)
+        merged.setdefault("workloads", {}).update(workloads)
+        (RESULTS / f"extract_cpu_{w}.json").unlink()
+    write_json("extract_cpu", merged)
 
 
 if __name__ == "__main__":

@@ -51,6 +51,9 @@ COMPUTE_DTYPES = {"auto": "auto", "float32": "float32", "fp32": "float32", "bflo
 STORE_DTYPES = ("float16", "float32")
 WRITE_QUEUE = 2                      # finished units waiting for the writer thread, at most
 TIMEOUT_ENV = "BABELMAP_DIST_TIMEOUT"  # seconds a process waits for the others at a collective
+# this process's share of the last run (benchmarks read it): sentences, real and padded tokens,
+# batches, units, and seconds by stage (`model_thread_cpu`: CPU time the model thread spent)
+LAST_RUN: dict[str, float] = {}
 
 
 class _Single:
@@ -589,8 +592,8 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
     ahead = n_threads + 1
     futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock) for u in units[:ahead]]
     t_wait = t_model = 0.0
-    n_batches, n_tok, n_sent = 0, 0, 0
-    t_start = time.perf_counter()
+    n_batches, n_tok, n_sent, n_padded = 0, 0, 0, 0
+    t_start, cpu_start = time.perf_counter(), time.thread_time()
     try:
         with torch.inference_mode():
             for k, unit in enumerate(units):
@@ -608,6 +611,7 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
                     out_dev.index_copy_(0, rows.to(dev, non_blocking=True), pooled)
                     n_batches += 1
                     n_tok += sb.tokens
+                    n_padded += sb.cost
                     n_sent += len(sb)
                     bar.update(len(sb))
                 if cuda:
@@ -620,7 +624,9 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
                 t_model += time.perf_counter() - t1
                 dt = max(1e-9, time.perf_counter() - t_start)
                 bar.set_postfix_str(f"{n_tok / dt:,.0f} tok/s", refresh=False)
+                t2 = time.thread_time()
                 writer.put((unit, host, event, prep.n_tokens))
+                cpu_start += time.thread_time() - t2  # waiting for the writer is not host work
                 del out_dev, prep
     finally:
         pool_ex.shutdown(wait=True, cancel_futures=True)
@@ -630,5 +636,10 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
         finally:
             bar.close()
             times.update(tokenize_wait=t_wait, model=t_model, writer=writer.seconds,
-                         writer_wait=time.perf_counter() - t_close, batches=float(n_batches))
+                         writer_wait=time.perf_counter() - t_close)
+            LAST_RUN.clear()
+            LAST_RUN.update(times, sentences=n_sent, tokens=n_tok, padded_tokens=n_padded, batches=n_batches,
+                            units=len(units), tokenizer_threads=n_threads,
+                            model_thread_cpu=time.thread_time() - cpu_start,
+                            seconds=time.perf_counter() - t_start)
     return writer.written, n_sent, n_tok
