@@ -170,3 +170,9 @@ def test_library_run_and_report_from_artefacts_alone(finished, tmp_path):
     shutil.copytree(out, moved)
     (moved / "report.md").unlink()
     assert write_report(moved).read_text() == before
+    # a stage whose file went missing is redone (and only that stage)
+    (out / "measures" / "lex.tsv").unlink()
+    again = run(cfg)
+    assert again.summary.stages["measures"] is not None and again.summary.stages["correlation"] is None
+    assert (out / "measures" / "lex.tsv").exists()
+

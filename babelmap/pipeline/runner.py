@@ -184,13 +184,15 @@ def run(cfg: RunConfig) -> RunResult:
                 m = compute_measure(name, languages, **inputs)
                 m.name = safe_name(name)
                 save_measure(m, mdir, m.name)
+                meas_stage.outputs += [f"measures/{m.name}.tsv", f"measures/{m.name}.missing.json"]
                 done[m.name] = m
             except Exception as e:  # one failing measure must not sink the run; reported
                 log.warning("measure %s failed: %s", name, e)
                 errors[name] = f"{type(e).__name__}: {e}"
         errors_path.write_text(json.dumps(errors, indent=1))
         return done, errors
-    measures, errors = st.run(Stage("measures", fp_all_meas, ["measures/errors.json"], _measures, _load_measures))
+    meas_stage = Stage("measures", fp_all_meas, ["measures/errors.json"], _measures, _load_measures)
+    measures, errors = st.run(meas_stage)          # outputs: errors.json and each measure written
     measures_info = {k: {"covered": int(sum(np.isfinite(m.values[i]).sum() > 1 for i in range(len(m)))),
                          "missing": list(m.missing)} for k, m in measures.items()}
 

@@ -30,7 +30,8 @@ STATE = "run-state.json"
 @dataclass
 class Stage(Generic[T]):
     """One step of the pipeline: `compute()` writes `outputs` (paths relative to the results
-    folder) and returns the result; `load()` reads the same result back from those files."""
+    folder; it may add the ones it only knows while running) and returns the result; `load()`
+    reads the same result back from those files."""
 
     name: str
     fingerprint: str
