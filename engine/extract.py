@@ -256,14 +256,32 @@ def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *
     lock = OutputLock(out) if main else None
     if lock is not None:
         lock.acquire()
+    restore = _stop_on_sigterm(state, out)
     try:
         _barrier(state, "starting")
         return _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget,
                     prefix, progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
                     release_texts)
     finally:
+        if restore is not None:
+            signal.signal(signal.SIGTERM, restore)
         if lock is not None:
             lock.release()
+
+
+def _stop_on_sigterm(state, out: Path):
+    """With several processes, the launcher (torchrun, accelerate) SIGTERMs every process
+    when one fails: end with one clear line (and the writer's finished parts) instead of a
+    bare kill. Returns the previous handler (None when not installed)."""
+    if state.num_processes == 1 or threading.current_thread() is not threading.main_thread():
+        return None
+    from babelmap.engine.parts import parts_dir
+
+    def stop(signum, frame):
+        raise StoreError(f"process {state.process_index} was stopped by the launcher (SIGTERM): another process "
+                         f"failed or was killed (see its message above); finished parts are kept in "
+                         f"{parts_dir(out)}: run the same command again to resume")
+    return signal.signal(signal.SIGTERM, stop)
 
 
 @dataclass
