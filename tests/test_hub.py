@@ -137,3 +137,40 @@ def test_cli_prints_one_line_offline(offline, tmp_path):
     lines = [line for line in r.stderr.splitlines() if line.strip()]
     assert len(lines) == 1 and "Traceback" not in r.stderr, r.stderr
     assert "babelmap-test/not-there" in lines[0] and "HF_HUB_OFFLINE" in lines[0]
+
+
+@pytest.mark.parametrize("has_safetensors", [True, False])
+def test_online_fetches_only_what_loading_needs(monkeypatch, tmp_path, has_safetensors):
+    """The download patterns, applied by huggingface_hub's own filter to a typical repository
+    listing (the network replaced by a fake that writes the files the patterns select)."""
+    from huggingface_hub import constants
+    from huggingface_hub.utils import filter_repo_objects
+
+    from babelmap.engine.models import hub
+
+    listing = ["config.json", "tokenizer.json", "tokenizer_config.json", "sentencepiece.bpe.model",
+               "pytorch_model.bin", "training_args.bin", "tf_model.h5", "flax_model.msgpack", "onnx/model.onnx",
+               "openvino/openvino_model.bin", "README.md"] + (["model.safetensors"] if has_safetensors else [])
+    calls = []
+
+    def fake_snapshot_download(repo_id, revision, cache_dir, local_files_only, allow_patterns=None,
+                               ignore_patterns=None):
+        calls.append((revision, local_files_only))
+        snap = Path(cache_dir) / "snapshots" / NEW
+        for name in filter_repo_objects(listing, allow_patterns=allow_patterns, ignore_patterns=ignore_patterns):
+            (snap / name).parent.mkdir(parents=True, exist_ok=True)
+            (snap / name).write_text("x")
+        return str(snap)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("TRANSFORMERS_OFFLINE", raising=False)
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path))
+    monkeypatch.setattr("huggingface_hub.snapshot_download", fake_snapshot_download)
+    snap = hub.resolve_hub_model(REPO)
+    got = sorted(str(p.relative_to(snap.path)) for p in snap.path.rglob("*") if p.is_file())
+    weights = ["model.safetensors"] if has_safetensors else ["pytorch_model.bin"]
+    assert got == sorted(["README.md", "config.json", "sentencepiece.bpe.model", "tokenizer.json",
+                          "tokenizer_config.json"] + weights)
+    assert snap.commit == NEW
+    assert calls == [("main", False)] + ([] if has_safetensors else [(NEW, False)])

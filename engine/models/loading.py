@@ -236,9 +236,9 @@ def _resolve(name_or_dir: str, revision: str | None) -> tuple[Path, str]:
     path = Path(name_or_dir).expanduser()
     if path.is_dir() or looks_like_path(name_or_dir):
         if not (path / "config.json").is_file():
-            raise ModelError(f"model {name_or_dir!r} is not a local checkpoint directory (no config.json"
-                             f"{' there' if path.is_dir() else '; no such folder'}): pass a folder holding "
-                             "a Hugging Face checkpoint, or a hub id such as org/name")
+            where = " there" if path.is_dir() else ("; it is a file" if path.exists() else "; no such folder")
+            raise ModelError(f"model {name_or_dir!r} is not a local checkpoint directory (no config.json{where}): "
+                             "pass a folder holding a Hugging Face checkpoint, or a hub id such as org/name")
         if revision:
             raise ModelError(f"--revision {revision} applies to hub models, but {name_or_dir} is a local folder")
         return path, ""
