@@ -23,7 +23,12 @@ A word with no token at all (truncated, or deleted by the normaliser) keeps a ze
 and `valid = False`.
 
 Word store layout (one HDF5 file, written through `<out>.parts/<lang>.h5` part files, each
-through a temporary name and an atomic rename, then joined through a temporary name):
+through a temporary name and an atomic rename, then joined through a temporary name). It uses
+the sentence store's crash-safe machinery: one run per output (engine.lock), provenance
+compared as for sentence parts (engine.parts.provenance_diff), stale temporaries removed, a
+full disk refused early or reported as one StoreError (engine.diskspace), h5py files closed
+explicitly on failure. The join copies (word stores are small; the sentence store's join
+is by reference):
 
 | path | shape, dtype | meaning |
 |---|---|---|
@@ -41,6 +46,7 @@ File attributes: `format = "babelmap.words"`, `format_version`, `model`, `model_
 """
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
@@ -51,7 +57,11 @@ from typing import Iterator, Sequence
 import h5py
 import numpy as np
 
+from babelmap.engine.diskspace import check_free_space, write_failure
+from babelmap.engine.diskwrite import fsync_dir, write_bytes_safely
 from babelmap.engine.errors import StoreError
+from babelmap.engine.lock import OutputLock
+from babelmap.engine.parts import is_tmp, parts_dir
 from babelmap.engine.store import CHUNK_BYTES, STR, default_attrs, tmp_path
 
 log = logging.getLogger(__name__)
@@ -216,15 +226,18 @@ def _chunk_words(hidden: int, itemsize: int, n: int) -> int:
 
 
 def _write_part(path: Path, lm, corpus, lang: str, attrs: dict, batch_size: int, progress: bool) -> None:
-    """One language into its own part file, streamed batch by batch, renamed when complete."""
+    """One language into its own part file: built in memory batch by batch (so HDF5 never
+    meets a full disk: a failed HDF5 write leaves objects that crash the process when
+    collected), then written through a temporary name and renamed (engine.diskwrite)."""
     from tqdm.auto import tqdm
 
     texts = corpus.text(lang)
     K, H = lm.num_hidden_states, lm.hidden_size
     dtype = np.dtype(attrs["dtype"])
-    tmp = tmp_path(path)
-    f = h5py.File(tmp, "w")
-    try:
+    check_free_space(path.parent, _part_bytes(texts, attrs["segmentation"], K, H, dtype.itemsize),
+                     f"the words of {lang}")
+    bio = io.BytesIO()
+    with h5py.File(bio, "w") as f:
         c = _chunk_words(H, dtype.itemsize, 1 << 30)
         emb = f.create_dataset("embeddings", shape=(K, 0, H), maxshape=(K, None, H), dtype=dtype,
                                chunks=(1, c, H))
@@ -257,30 +270,71 @@ def _write_part(path: Path, lm, corpus, lang: str, attrs: dict, batch_size: int,
         f.create_dataset("mask", data=np.array([t is not None for t in texts], bool))
         for k, v in default_attrs(language=lang, **attrs).items():
             f.attrs[k] = v
-        f.close()
-        with open(tmp, "rb+") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
+    write_bytes_safely(bio.getbuffer(), path, "word part",
+                       "Finished languages are kept; free space and run the same command again")
+
+
+def _part_bytes(texts, segmentation: str, K: int, H: int, itemsize: int) -> int:
+    """Bytes a language's word part will take (words x K x H, the word strings, offsets),
+    with a margin: checked before writing, so HDF5 itself never meets a full disk."""
+    n = chars = 0
+    for t in texts:
+        if t is not None:
+            spans = segment(t, segmentation)
+            n += len(spans)
+            chars += sum(b - a for a, b in spans)
+    c = _chunk_words(H, itemsize, 1 << 30)
+    rows = -(-max(n, 1) // c) * c  # whole chunks of (1, c, H) per hidden state
+    return int((rows * K * H * itemsize + 4 * chars + 24 * n + 9 * (len(texts) + 1)) * 1.1) + (1 << 20)
+
+
+def _close_quietly(f, tmp: Path | None = None, *objects) -> None:
+    """Close an h5py file whose writes may have failed, its datasets first. On a full disk a
+    failed close leaves HDF5 objects that crash the process when collected later; truncating
+    the temporary first frees the space, so the flushes succeed (the file is removed after)."""
+    if tmp is not None:
+        try:
+            os.truncate(tmp, 0)
+        except OSError:
+            pass
+    for obj in objects:
+        try:
+            if obj is not None and obj.id.valid:
+                obj.id.close()
+        except Exception:  # noqa: BLE001
+            pass
+    for _ in range(2):
         try:
             f.close()
-        finally:
-            tmp.unlink(missing_ok=True)
-        raise
+            return
+        except Exception:  # noqa: BLE001
+            if tmp is not None:
+                try:
+                    os.truncate(tmp, 0)
+                except OSError:
+                    pass
 
 
 def _part_ok(path: Path, attrs: dict) -> bool:
+    """A finished part of this very run (same provenance, engine.parts.provenance_diff)."""
+    from babelmap.engine.parts import provenance_diff
     try:
         with h5py.File(path, "r") as f:
-            return all(str(f.attrs.get(k)) == str(attrs[k]) for k in PROVENANCE_KEYS)
-    except OSError:
+            found = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+            complete = all(n in f for n in ("offsets", "tokens", "valid", "mask", "embeddings"))
+    except Exception:  # noqa: BLE001 - truncated or damaged: redo it
         return False
+    return complete and not provenance_diff(found, attrs)
 
 
 def join_parts(parts: Path, out: Path, languages: Sequence[str], sentence_ids: Sequence[str],
                attrs: dict) -> Path:
-    """Join per-language part files into the word store (temporary name, atomic rename)."""
+    """Join per-language part files into the word store (temporary name, atomic rename);
+    refused early when the disk lacks the space, one StoreError on a failed write."""
     tmp = tmp_path(out)
+    needed = sum((parts / f"{lang}.h5").stat().st_size for lang in languages if (parts / f"{lang}.h5").exists())
+    check_free_space(out.parent, int(needed * 1.05) + (1 << 20), f"the word store {out.name}")
+    f = None
     try:
         with h5py.File(tmp, "w") as f:
             f.create_dataset("languages", data=np.array(list(languages), dtype=object), dtype=STR)
@@ -312,9 +366,15 @@ def join_parts(parts: Path, out: Path, languages: Sequence[str], sentence_ids: S
         with open(tmp, "rb+") as fh:
             os.fsync(fh.fileno())
         os.replace(tmp, out)
-    except BaseException:
+    except BaseException as e:
+        if f is not None:
+            _close_quietly(f, tmp)
         tmp.unlink(missing_ok=True)
+        if isinstance(e, (OSError, RuntimeError)):
+            raise write_failure(e, out, needed, "word store", "The parts are kept; free space and run the "
+                                "same command again") from None
         raise
+    fsync_dir(out.parent)
     return out
 
 
@@ -379,20 +439,23 @@ def extract_words(corpus, out: str | os.PathLike, model=None, *, languages: Sequ
     max_length = int(max_length or lm.max_length)
     attrs = _part_attrs(lm, corpus, pooling, segmentation, store_dtype, max_length, prefix)
     out = Path(out)
-    parts = out.with_name(out.name + ".parts")
-    parts.mkdir(parents=True, exist_ok=True)
-    was_training = lm.model.training
-    lm.model.eval()
-    try:
-        for lang in corpus.languages:
-            p = parts / f"{lang}.h5"
-            if p.exists() and _part_ok(p, attrs):
-                log.info("words: %s already done in %s", lang, p)
-                continue
-            _write_part(p, lm, corpus, lang, attrs, batch_size, progress)
-    finally:
-        lm.model.train(was_training)
-    join_parts(parts, out, corpus.languages, corpus.sentence_ids, attrs)
+    parts = parts_dir(out)
+    with OutputLock(out):
+        parts.mkdir(parents=True, exist_ok=True)
+        for stale in [p for p in parts.iterdir() if is_tmp(p)] + list(out.parent.glob(f".{out.name}.tmp-*")):
+            stale.unlink(missing_ok=True)  # left by a killed run (we hold the lock)
+        was_training = lm.model.training
+        lm.model.eval()
+        try:
+            for lang in corpus.languages:
+                p = parts / f"{lang}.h5"
+                if p.exists() and _part_ok(p, attrs):
+                    log.info("words: %s already done in %s", lang, p)
+                    continue
+                _write_part(p, lm, corpus, lang, attrs, batch_size, progress)
+        finally:
+            lm.model.train(was_training)
+        join_parts(parts, out, corpus.languages, corpus.sentence_ids, attrs)
     if not keep_parts:
         for lang in corpus.languages:
             (parts / f"{lang}.h5").unlink(missing_ok=True)

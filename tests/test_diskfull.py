@@ -176,3 +176,32 @@ def test_similarity_export_to_a_full_disk(tmpfs, reference, tmp_path):
     assert_one_clear_line(r, "disk is full", "not enough free space", "No space left")
     no_temporaries(fs)
     assert not (fs / "sim.h5").exists()
+
+
+@pytest.mark.slow
+def test_word_store_on_a_full_disk(tmpfs, corpus_dir, tiny_bert, tmp_path):
+    """The word store shares the machinery: one StoreError, nothing half-written, lock released."""
+    import sys
+    fs = tmpfs("64m")
+    out = fs / "w.h5"
+    code = ("import sys\nfrom babelmap.engine.corpora import read_corpus\n"
+            "from babelmap.engine.words import extract_words\nfrom babelmap.engine.errors import StoreError\n"
+            f"c = read_corpus({str(corpus_dir)!r}, 'plain')\n"
+            f"try:\n    extract_words(c, {str(out)!r}, {str(tiny_bert)!r}, device='cpu', progress=False)\n"
+            "except StoreError as e:\n    print('ERR', e)\n    sys.exit(1)\n")
+    fill_to = fs / "filler"
+    fill(fs)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"))
+    assert r.returncode == 1, (r.returncode, r.stderr[-2000:])
+    assert "Traceback" not in r.stderr
+    assert "ERR " in r.stdout and ("not enough free space" in r.stdout or "the disk is full" in r.stdout), r.stdout
+    no_temporaries(fs)
+    fill_to.unlink()
+    lock_released(out)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300,
+                       env=dict(os.environ, OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1"))
+    assert r.returncode == 0, r.stdout + r.stderr[-2000:]
+    from babelmap.engine.words import open_words
+    with open_words(out) as ws:
+        assert len(ws.languages) == len(LANGS)
