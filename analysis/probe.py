@@ -5,9 +5,11 @@ the test articles, giving a source x target accuracy grid (the frozen-encoder SI
 The probe is multinomial logistic regression with an L2 penalty (the objective of scikit-learn's
 `LogisticRegression(C=C)`: C x summed cross-entropy + 0.5 ||W||^2, intercept unpenalised) on
 features standardised with the source's train mean and std. All sources of a layer are fitted
-at once: one batched full-batch L-BFGS in float64 over the (separable) summed objective, so a
-layer of 204 sources takes seconds. Sentences are split by article (no article in both sets),
-stratified by each article's majority category so every category has train articles.
+at once: one batched full-batch L-BFGS in float64 over the (separable) summed objective, in
+the n coordinates of the train rows when n < H, so a layer of 204 sources takes seconds.
+Sentences are split by article (no article on both sides), stratified by each article's
+majority category so every category has train articles; by default grouped 5-fold, the
+answers pooled over the folds (every labelled sentence tested once: small FLORES subsets).
 """
 from __future__ import annotations
 
@@ -49,6 +51,29 @@ def split_by_article(articles: Sequence[str], labels: Sequence[int], test_fracti
         test_articles.update(arts[i] for i in rng.permutation(n)[:n_test])
     test = np.array([a in test_articles for a in articles], dtype=bool)
     return ~test, test
+
+
+def article_folds(articles: Sequence[str], labels: Sequence[int], n_folds: int = 5, seed: int = 0) -> np.ndarray:
+    """Fold id per sentence for grouped, stratified k-fold: whole articles per fold; per
+    category (an article under its majority label) the articles, in a seeded random order, are
+    dealt round-robin to the folds (the count carried across categories to balance fold sizes),
+    so a category with at least 2 articles has train articles in every fold."""
+    articles = list(articles)
+    labels = np.asarray(labels)
+    per: dict[str, dict[int, int]] = {}
+    for a, y in zip(articles, labels):
+        per.setdefault(a, {}).setdefault(int(y), 0)
+        per[a][int(y)] += 1
+    major = {a: min(c, key=lambda y: (-c[y], y)) for a, c in per.items()}
+    rng = np.random.default_rng(seed)
+    fold_of: dict[str, int] = {}
+    dealt = 0
+    for y in sorted(set(major.values())):
+        arts = sorted(a for a, m in major.items() if m == y)
+        for i in rng.permutation(len(arts)):
+            fold_of[arts[i]] = dealt % n_folds
+            dealt += 1
+    return np.array([fold_of[a] for a in articles])
 
 
 # -- the batched probe ---------------------------------------------------------------------
@@ -105,11 +130,12 @@ def standardise_stats(X: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np
     return mu, sd
 
 
-def grid_one_layer(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-                   n_classes: int, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6) -> np.ndarray:
-    """accuracy [L, L] (source, target) for one layer: E [L, S, H] embeddings, present [L, S],
-    y [S] class ids, train/test [S] masks. NaN where a source has no train sentence or a
-    target no test sentence."""
+def grid_counts(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                n_classes: int, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6
+                ) -> tuple[np.ndarray, np.ndarray]:
+    """(correct [L, L] (source, target), tested [L] (target)) for one layer and one split:
+    E [L, S, H] embeddings, present [L, S], y [S] class ids, train/test [S] masks. A source
+    with no train sentence gets correct = -1 (no probe)."""
     E = np.asarray(E, dtype=np.float64)
     Xtr, wtr = E[:, train], present[:, train].astype(np.float64)
     mu, sd = standardise_stats(Xtr, wtr)
@@ -124,10 +150,22 @@ def grid_one_layer(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.
     logits += bf[None, None]
     pred = np.argmax(logits, axis=3)                                   # [target, n, source]
     correct = ((pred == yte[None, :, None]) & pte[:, :, None]).sum(axis=1).T   # [source, target]
-    n_te = pte.sum(axis=1)
+    correct[wtr.sum(axis=1) == 0] = -1
+    return correct, pte.sum(axis=1)
+
+
+def grid_one_layer(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
+                   n_classes: int, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6) -> np.ndarray:
+    """accuracy [L, L] (source, target) for one layer and one split (see grid_counts); NaN
+    where a source has no train sentence or a target no test sentence."""
+    correct, tested = grid_counts(E, present, y, train, test, n_classes, C, max_iter, tol)
+    return _ratio(correct, tested)
+
+
+def _ratio(correct: np.ndarray, tested: np.ndarray) -> np.ndarray:
     with np.errstate(invalid="ignore", divide="ignore"):
-        acc = np.where(n_te[None] > 0, correct / np.maximum(n_te, 1)[None], np.nan)
-    acc[wtr.sum(axis=1) == 0] = np.nan
+        acc = np.where(tested[None] > 0, correct / np.maximum(tested, 1)[None], np.nan)
+    acc[(correct < 0).any(axis=1)] = np.nan
     return acc
 
 
@@ -135,8 +173,8 @@ def grid_one_layer(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.
 @dataclass
 class ProbeGrid:
     """accuracy[k, s, t]: probe trained on source s at layer layers[k], accuracy on target t's
-    test sentences (fraction). attrs: split seed, test_fraction, C, categories, counts, timing,
-    the store's provenance."""
+    test sentences (fraction; with k-fold, pooled over the folds). attrs: split seed, folds,
+    C, counts, timing, the store's provenance."""
 
     languages: list[str]
     layers: list[int]
@@ -217,12 +255,15 @@ class ProbeGrid:
 
 
 # -- from a store --------------------------------------------------------------------------
-def probe_grid(store, labels, *, layers: Sequence[int] | None = None, test_fraction: float = 0.3,
-               seed: int = 0, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
-               progress: bool = True) -> ProbeGrid:
+def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int = 5,
+               test_fraction: float = 0.3, seed: int = 0, C: float = 0.1, max_iter: int = 1000,
+               tol: float = 1e-5, progress: bool = True) -> ProbeGrid:
     """The source x target topic-probe accuracy grid for every language of `store` (a path or
     an open Store) at every hidden state (or `layers`). `labels`: analysis.topics.TopicLabels
-    (sentence id -> article, category); store sentences without a category are not used."""
+    (sentence id -> article, category); store sentences without a category are not used.
+    folds > 1: grouped stratified k-fold over articles (article_folds), correct answers pooled
+    over the folds, so every labelled sentence is tested once; folds = 1: one split by article
+    with `test_fraction` of the articles in test (split_by_article)."""
     from tqdm import tqdm
 
     from babelmap.engine.store import Store, open_store
@@ -242,21 +283,35 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, test_fract
                          f"{st.sentence_ids[:2]}, labels like {labels.sentence_ids[:2]})")
     y = np.array([cat_id[lab[st.sentence_ids[j]][1]] for j in cols])
     arts = [lab[st.sentence_ids[j]][0] for j in cols]
-    train, test = split_by_article(arts, y, test_fraction, seed)
+    if folds > 1:
+        fold = article_folds(arts, y, folds, seed)
+        splits = [(fold != f, fold == f) for f in range(folds)]
+    else:
+        splits = [split_by_article(arts, y, test_fraction, seed)]
     present = st.mask[:, cols]
     acc = np.full((len(layers), len(langs), len(langs)), np.nan)
     times = []
     for kk, k in enumerate(tqdm(layers, desc="probe grid", unit="layer", disable=not progress)):
         t0 = time.perf_counter()
         E = st.block(layers=[k])[:, 0][:, cols]
-        acc[kk] = grid_one_layer(E, present, y, train, test, len(cats), C, max_iter, tol)
+        correct = np.zeros((len(langs), len(langs)), dtype=np.int64)
+        tested = np.zeros(len(langs), dtype=np.int64)
+        for train, test in splits:
+            c, t = grid_counts(E, present, y, train, test, len(cats), C, max_iter, tol)
+            correct = np.where((correct < 0) | (c < 0), -1, correct + c)
+            tested += t
+        acc[kk] = _ratio(correct, tested)
         times.append(time.perf_counter() - t0)
     count = lambda m: {c: int(np.sum(y[m] == i)) for i, c in enumerate(cats)}  # noqa: E731
-    attrs = {"split_seed": seed, "test_fraction": test_fraction, "C": C, "tol": tol, "split_unit": "article",
-             "counts_train": count(train), "counts_test": count(test),
-             "n_train": int(train.sum()), "n_test": int(test.sum()),
-             "articles_train": len({a for a, m in zip(arts, train) if m}),
-             "articles_test": len({a for a, m in zip(arts, test) if m}),
+    train0, test0 = splits[0]
+    attrs = {"split_seed": seed, "folds": folds, "test_fraction": test_fraction if folds <= 1 else 1.0 / folds,
+             "C": C, "tol": tol, "split_unit": "article",
+             "counts": count(np.ones(len(y), bool)),
+             "counts_train": count(train0), "counts_test": count(test0),
+             "n_train": int(train0.sum()), "n_test": int(test0.sum()), "n_sentences": int(len(y)),
+             "articles": len(set(arts)),
+             "articles_train": len({a for a, m in zip(arts, train0) if m}),
+             "articles_test": len({a for a, m in zip(arts, test0) if m}),
              "seconds_per_layer": [round(t, 3) for t in times],
              "store": str(st.path), "labels": getattr(labels, "source", ""),
              "model": str(st.attrs.get("model", "")), "corpus_name": str(st.attrs.get("corpus_name", "")),

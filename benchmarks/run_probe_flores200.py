@@ -71,7 +71,7 @@ def merge_chunks(out: Path, merged: Path) -> list[str]:
         for i, l in enumerate(st.languages):
             rows[l] = (E[i], M[i], N[i])
     langs = sorted(rows)
-    attrs = {k: v for k, v in stores[0].attrs.items() if k not in ("format", "format_version")}
+    attrs = {k: v for k, v in stores[0].attrs.items() if k not in ("format", "format_version", "dtype")}
     attrs["merged_from"] = json.dumps([str(f) for f in files])
     write_store(merged, langs, sids, np.stack([rows[l][0] for l in langs]),
                 mask=np.stack([rows[l][1] for l in langs]), n_tokens=np.stack([rows[l][2] for l in langs]),
@@ -146,7 +146,7 @@ def analyse(args) -> None:
     chunks = merge_chunks(args.out, merged)
     labels = read_flores_topics(FLORES)
     t0 = time.time()
-    grid = probe_grid(merged, labels, seed=args.seed, progress=True)
+    grid = probe_grid(merged, labels, seed=args.seed, folds=args.folds, C=args.C, progress=True)
     t_grid = time.time() - t0
     grid.save(RESULTS / "probe_flores200_grid.h5")
     langs = grid.languages
@@ -200,7 +200,7 @@ def analyse(args) -> None:
                   f"{sm[name]['ndcg']:6.3f}   {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] p={c['p']:.3f}")
     out = {"what": "topic-probe transfer grid (FLORES-200 dev, SIB-200-style categories) and source selection on it",
            "command": " ".join(sys.argv), "store_chunks": chunks, "languages": L,
-           "sentences": int(grid.attrs["n_train"] + grid.attrs["n_test"]),
+           "sentences": int(grid.attrs["n_sentences"]),
            "grid_attrs": {k: v for k, v in grid.attrs.items() if k != "path"},
            "grid_seconds": t_grid, "similarity_seconds": t_sim, "best_layer": best,
            "per_layer": per_layer, "mplm_sim_vs_english_by_layer": by_layer,
@@ -226,6 +226,8 @@ def main() -> None:
     a = sub.add_parser("analyse")
     a.add_argument("--out", type=Path, required=True, help="the --out given to extract")
     a.add_argument("--seed", type=int, default=0, help="split seed")
+    a.add_argument("--folds", type=int, default=5, help="grouped k-fold over articles (1: one 70/30 split)")
+    a.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the probe")
     a.add_argument("--layers", type=int, nargs="*", default=[], help="also evaluate these layers in full")
     a.add_argument("--n-boot", type=int, default=10000)
     a.add_argument("--no-mexa", action="store_true")

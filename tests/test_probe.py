@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from babelmap.analysis.probe import (ProbeGrid, fit_softmax, grid_one_layer, load_probe, probe_grid,
-                                     split_by_article, standardise_stats)
+from babelmap.analysis.probe import (ProbeGrid, article_folds, fit_softmax, grid_one_layer, load_probe,
+                                     probe_grid, split_by_article, standardise_stats)
 from babelmap.analysis.topics import (CATEGORIES, TOPIC_TO_CATEGORY, TopicLabels, category_of, mapping_table,
                                       read_flores_topics, sample_articles)
 from babelmap.engine.errors import CorpusError, StoreError
@@ -85,6 +85,39 @@ def test_split_by_article_disjoint_stratified():
     # a category with one article stays in train
     tr1, te1 = split_by_article(["x", "x", "y", "z"], [0, 0, 1, 1], 0.5, seed=0)
     assert tr1[:2].all()
+
+
+def test_article_folds_grouped_stratified():
+    arts = [f"a{i // 3}" for i in range(90)]                  # 30 articles of 3 sentences
+    ys = [(i // 3) % 3 for i in range(90)]                    # 10 articles per class
+    fold = article_folds(arts, ys, 5, seed=0)
+    for a in set(arts):
+        assert len({f for f, b in zip(fold, arts) if b == a}) == 1          # an article in one fold
+    assert np.bincount(fold).tolist() == [18] * 5
+    for f in range(5):
+        for y in range(3):                                                   # 2 test articles per class
+            assert len({a for a, g, c in zip(arts, fold, ys) if g == f and c == y}) == 2
+    assert not np.array_equal(article_folds(arts, ys, 5, seed=1), fold)
+
+
+def test_probe_grid_kfold_pools_folds_sklearn(tmp_path):
+    lab = _labels()
+    path = _store(tmp_path, lab)
+    g = probe_grid(path, lab, layers=[1], folds=3, seed=2, C=0.5, tol=1e-7, progress=False)
+    from babelmap.engine.store import open_store
+    with open_store(path) as st:
+        E = st.block(layers=[1])[:, 0, :120].astype(np.float64)
+    y = np.array([int(c[-1]) for c in lab.categories])
+    fold = article_folds(lab.articles, y, 3, 2)
+    for s, t in [(0, 1), (2, 0), (3, 3)]:                      # sklearn per fold, answers pooled
+        right = 0
+        for f in range(3):
+            tr, te = fold != f, fold == f
+            sc = StandardScaler().fit(E[s][tr])
+            clf = LogisticRegression(C=0.5, tol=1e-10, max_iter=100000).fit(sc.transform(E[s][tr]), y[tr])
+            right += int(np.sum(clf.predict(sc.transform(E[t][te])) == y[te]))
+        assert g.accuracy[0, s, t] == pytest.approx(right / 120, abs=1e-12)
+    assert g.attrs["folds"] == 3 and g.attrs["n_sentences"] == 120
 
 
 # -- the probe against scikit-learn ----------------------------------------------------------
@@ -171,7 +204,7 @@ def _store(tmp_path, labels, seed=0):
 def test_probe_grid_store_known_answer_save_load(tmp_path):
     lab = _labels()
     path = _store(tmp_path, lab)
-    g = probe_grid(path, lab, seed=0, progress=False)
+    g = probe_grid(path, lab, seed=0, folds=1, C=1.0, progress=False)
     assert g.languages == ["aaa_Latn", "bbb_Latn", "ccc_Latn", "ddd_Latn"] and g.layers == [0, 1]
     a1 = g.accuracy[1]
     assert a1[0, 0] > 0.95 and a1[0, 1] > 0.95 and a1[1, 0] > 0.95 and a1[2, 2] > 0.95
@@ -185,7 +218,7 @@ def test_probe_grid_store_known_answer_save_load(tmp_path):
         E = st.block(layers=[1])[:, 0, :120]
     y = np.array([int(c[-1]) for c in lab.categories])
     tr, te = split_by_article(lab.articles, y, 0.3, 0)
-    assert np.allclose(grid_one_layer(E, np.ones((4, 120), bool), y, tr, te, 3), a1)
+    assert np.allclose(grid_one_layer(E, np.ones((4, 120), bool), y, tr, te, 3, C=1.0, tol=1e-5), a1)
     g.save(tmp_path / "g.h5")
     g2 = load_probe(tmp_path / "g.h5")
     assert g2.languages == g.languages and g2.layers == g.layers and g2.categories == ["cat0", "cat1", "cat2"]
