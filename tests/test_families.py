@@ -154,6 +154,22 @@ def test_llm_poolings_left_and_right_padding(tiny_dirs, family):
     tok.padding_side = "right"
 
 
+def test_family_of_configs_by_type_and_architecture():
+    from transformers import PretrainedConfig
+
+    from babelmap.engine.models.families import family_of
+
+    def cfg(model_type, **kw):
+        c = PretrainedConfig(**kw)
+        c.model_type = model_type
+        return c
+    assert family_of(cfg("llama")) == family_of(cfg("qwen2")) == family_of(cfg("gemma")) == "decoder"
+    assert family_of(cfg("starcoder2", architectures=["Starcoder2ForCausalLM"])) == "decoder"  # not listed
+    assert family_of(cfg("newbert", architectures=["NewBertForMaskedLM"])) == "encoder"
+    assert family_of(cfg("newseq", is_encoder_decoder=True)) == "encoder-decoder"
+    assert family_of(cfg("canine")) == "canine"
+
+
 def test_missing_model_dir_is_a_clear_error(tmp_path):
     with pytest.raises(ModelError, match="not a local checkpoint directory"):
         load_model(str(tmp_path / "nope"), device="cpu")

@@ -10,7 +10,8 @@ Following the mPLM-Sim method:
   eos (else unk) token: the attention mask keeps padding out of every pooling.
 - `canine`: masked mean, with the downsampled mask on the downsampled (molecule) layers.
 
-The family comes from the config's `model_type` (with `is_encoder_decoder` as a fallback).
+The family comes from the config's `model_type` (with `is_encoder_decoder`, and an architecture
+named `...ForCausalLM`, as fallbacks).
 Speech models (SPEECH_TYPES) are not text models: load_model hands them to engine/models/speech.py.
 """
 from __future__ import annotations
@@ -47,6 +48,8 @@ def family_of(config) -> str:
         return "encoder-decoder"
     if mt in DECODER_TYPES:
         return "decoder"
+    if any(str(a).endswith("ForCausalLM") for a in getattr(config, "architectures", None) or ()):
+        return "decoder"  # a causal LM this list does not name yet (its checkpoint says what it is)
     return "encoder"
 
 
