@@ -74,6 +74,10 @@ class StoreWriter:
         self.path = Path(path)
         self.tmp = tmp_path(self.path)
         L, S = len(languages), len(sentence_ids)
+        # refuse early: HDF5 meeting a full disk mid-write can crash the process later
+        from babelmap.engine.diskspace import check_free_space, estimate_store_bytes
+        check_free_space(self.path.parent, estimate_store_bytes(L * S, n_layers, hidden, dtype, L, S),
+                         f"the store {self.path.name}")
         self.f = h5py.File(self.tmp, "w")
         self.f.create_dataset("languages", data=np.array(list(languages), dtype=object), dtype=STR)
         self.f.create_dataset("sentence_ids", data=np.array(list(sentence_ids), dtype=object), dtype=STR)
