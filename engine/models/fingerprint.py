@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from babelmap.engine.cache import cache_dir
@@ -62,9 +63,13 @@ def hashed_files(folder: str | os.PathLike) -> list[Path]:
 
 def fingerprint_dir(folder: str | os.PathLike, commit: str = "", use_cache: bool = True) -> str:
     """sha256 over each hashed file's name and content sha256 (and the hub commit, if any)."""
+    files = hashed_files(folder)
+    workers = max(1, min(len(files), os.cpu_count() or 1, 8))
+    with ThreadPoolExecutor(workers) as pool:  # sha256 releases the GIL: shards hash in parallel
+        digests = list(pool.map(lambda f: file_sha256(f, use_cache), files))
     h = hashlib.sha256(FINGERPRINT_VERSION.encode())
     if commit:
         h.update(f"\0commit={commit}".encode())
-    for f in hashed_files(folder):
-        h.update(f"\0{f.name}={file_sha256(f, use_cache)}".encode())
+    for f, digest in zip(files, digests):
+        h.update(f"\0{f.name}={digest}".encode())
     return h.hexdigest()
