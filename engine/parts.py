@@ -180,9 +180,14 @@ def block_checksum(sentences: np.ndarray, n_tokens: np.ndarray, emb: np.ndarray)
 
 
 def span_chunk(n_layers: int, hidden: int, itemsize: int, span: int) -> int:
-    """Sentences per chunk of a block dataset [K', span, H] so a chunk is about 1 MiB."""
+    """Sentences per chunk of a block dataset [K', span, H]: at most about 1 MiB, and the
+    span cut into equal chunks (HDF5 allocates a partial last chunk in full, so a span of
+    1024 rows in chunks of 315 would waste 23 %; in 4 chunks of 256 it wastes nothing)."""
     c = max(1, CHUNK_BYTES // max(1, n_layers * hidden * itemsize))
-    return int(max(1, min(c, span)))
+    if span <= c:
+        return int(max(1, span))
+    pieces = -(-span // c)
+    return int(-(-span // pieces))
 
 
 # --------------------------------------------------------------------------------- writing
