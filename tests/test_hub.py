@@ -88,6 +88,13 @@ def test_by_name_resolves_refs_main(offline):
                                "max_length": lm.max_length, "prefix": ""}
 
 
+def test_resolve_model_dir_for_other_commands(offline):
+    from babelmap.engine.models import resolve_model_dir
+    assert resolve_model_dir(REPO, OLD) == (offline["cache"] / f"models--{REPO.replace('/', '--')}" / "snapshots"
+                                            / OLD, OLD)
+    assert resolve_model_dir(str(offline["new"])) == (offline["new"], "")
+
+
 def test_by_revision(offline):
     old = load_model(REPO, device="cpu", revision=OLD)
     assert old.revision == OLD and old.path.name == OLD

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from babelmap.engine.models.families import FAMILY_POOLINGS  # noqa: F401
 from babelmap.engine.models.loading import (  # noqa: F401
-    LoadedModel, default_compute_dtype, load_model, resolve_device)
+    LoadedModel, default_compute_dtype, load_model, resolve_device, resolve_model_dir)
 from babelmap.engine.models.pooling import POOLINGS  # noqa: F401
 
 DEFAULT_MODEL = "multilingual-e5-small-q4"

@@ -229,8 +229,10 @@ def _max_length(config, tok, family: str, limit: int | None) -> int:
     return min(limits)
 
 
-def _resolve(name_or_dir: str, revision: str | None) -> tuple[Path, str]:
-    """(folder, commit): a local checkpoint folder as is (commit ""), else a hub snapshot."""
+def resolve_model_dir(name_or_dir: str, revision: str | None = None) -> tuple[Path, str]:
+    """(folder, commit) of a model: a local checkpoint folder as is (commit ""), else a Hugging
+    Face Hub id resolved to its snapshot folder (downloaded, or from the HF cache offline).
+    One ModelError line when neither works. For anything that needs a model folder."""
     from babelmap.engine.models.hub import looks_like_path, resolve_hub_model
 
     path = Path(name_or_dir).expanduser()
@@ -287,7 +289,7 @@ def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str 
         path, name, commit = ensure_default_model(), MODEL_NAME, ""
     else:
         name = str(name_or_dir)
-        path, commit = _resolve(name, revision)
+        path, commit = resolve_model_dir(name, revision)
     try:
         config = AutoConfig.from_pretrained(str(path))
     except Exception as e:  # noqa: BLE001
