@@ -422,7 +422,7 @@ def describe_store(path: str | os.PathLike, seconds: float | None = None) -> str
         shards = st.shard_paths
         size = st.disk_bytes / 2**20
         docs = st.documents
-    where = (f"{size:.1f} MiB: index {os.path.getsize(path) / 2**20:.1f} MiB + {len(shards)} shards in "
+    where = (f"{size:.1f} MiB: index {os.path.getsize(path) / 2**20:.1f} MiB + {len(shards)} shard{'s' if len(shards) != 1 else ''} in "
              f"{path.name}.shards/" if shards else f"{size:.1f} MiB")
     row = K * H * np.dtype(str(a.get("dtype") or "float16")).itemsize
     lines = [f"store {path}: {L} languages x {S} sentences x {K} hidden states x {H} dims, "
