@@ -146,11 +146,11 @@ def resolve_compute_dtype(dtype: str | None, device: str) -> str:
 
 
 def _scan_corpus(corpus: ParallelCorpus, skip_bad: bool) -> tuple[np.ndarray, np.ndarray, list[dict]]:
-    """(mask, characters [L, S] int64, skipped): one pass over the texts. A present but empty
+    """(mask, characters [L, S] int32, skipped): one pass over the texts. A present but empty
     text is an error, or with skip_bad a recorded skip."""
     L, S = len(corpus.languages), len(corpus.sentence_ids)
     mask = np.zeros((L, S), bool)
-    chars = np.zeros((L, S), np.int64)
+    chars = np.zeros((L, S), np.int32)
     skipped = []
     for i, lang in enumerate(corpus.languages):
         for j, t in enumerate(corpus.texts[i]):
@@ -352,6 +352,7 @@ def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_len
     row_bytes = Kp * H * np.dtype(store_dtype).itemsize
     target, cap = unit_sizes(budget, row_bytes, DEFAULT_UNIT_BYTES, unit_sentences)
     units = plan_units(corpus.languages, mask, chars, target=target, cap=cap)
+    del chars
 
     # 2. finished parts: the main process lists them (before anyone writes) and tells the others
     done = _finished(state, folder, provenance, out, units)

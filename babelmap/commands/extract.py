@@ -50,7 +50,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--unit-sentences", type=int, default=None, help=argparse.SUPPRESS)
     p.add_argument("--prefix", default=None, help="text put before every sentence (default: the model's)")
     p.add_argument("--overwrite", action="store_true", help="discard an existing store and its parts")
-    p.add_argument("--keep-parts", action="store_true", help="keep <out>.parts/ after the join")
+    p.add_argument("--keep-parts", action="store_true", help="(kept for old scripts: the parts now become the "
+                   "store's shards in <out>.shards/)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.add_argument("--out", required=True, help="the store to write (HDF5)")
 
