@@ -49,6 +49,11 @@ def run(args: argparse.Namespace) -> int:
         return 1
     from babelmap.engine.store import describe_store
     print(describe_store(args.store))
+    import h5py
+    with h5py.File(args.store, "r") as f:
+        if "blocks" not in f:
+            print("note: this store records no content checksums (written by an older babelmap): its structure "
+                  "and values were checked, not its content against the extraction")
     print("ok: no defects")
     if args.pack:
         from babelmap.engine.store import pack_store
