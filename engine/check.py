@@ -49,7 +49,7 @@ def check_store(path: str | os.PathLike, corpus=None, progress: bool = False) ->
     if not path.exists():
         return [f"{path}: no such file"]
     try:
-        f = h5py.File(path, "r")
+        f = h5py.File(path, "r", rdcc_nbytes=0)  # one sequential pass: no chunk cache per shard
     except Exception as e:  # noqa: BLE001
         return [f"{path}: not a readable HDF5 file ({e})"]
     if "blocks" in f and "shard" in f["blocks"]:

@@ -220,3 +220,10 @@ def test_too_few_open_files_is_an_error_not_silent_zeros(joined):
         resource.setrlimit(resource.RLIMIT_NOFILE, (200, 200))
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, preexec_fn=limit, timeout=120)
     assert "has 2 shard files, but this process may open only 200 files (ulimit -n)" in r.stdout, r.stderr
+
+
+def test_reads_keep_no_chunk_cache_per_shard(joined):
+    """A read across all languages must not keep a chunk per block resident."""
+    out, *_ = joined
+    with open_store(out) as st:
+        assert st.f.id.get_access_plist().get_cache()[2] == 0
