@@ -26,11 +26,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    from babelmap.engine.corpora import read_corpus
+    import argparse
+
+    from babelmap.corpus_options import corpus_from_args
     from babelmap.engine.throughput import format_table, run_bench
 
-    corpus = read_corpus(args.corpus, args.format if args.corpus else "cldr")
-    corpus = corpus.select(languages=args.langs or None, first=args.max_sentences)
+    corpus = corpus_from_args(argparse.Namespace(**{**vars(args), "format": args.format if args.corpus else "cldr"}))
     result = run_bench(corpus, args.model, dtype=args.dtype, device=args.device, token_budget=args.token_budget,
                        reference=not args.no_reference, reference_sentences=args.reference_sentences)
     print(format_table(result))
