@@ -10,6 +10,7 @@ store's folder, so the store and its shards folder move together). Readable by p
 Crash safety: the index is written to a temporary name, the parts folder is renamed to the
 shards folder, the index is renamed into place. A kill between the two renames leaves shards
 and no store; `engine.parts.recover_interrupted_join` moves them back (the next run does it).
+Test hook: `BABELMAP_TEST_KILL_IN_JOIN=1` SIGKILLs the process right between the two renames.
 """
 from __future__ import annotations
 
@@ -185,6 +186,9 @@ def join_parts(folder: Path, out: Path, *, languages: Sequence[str], sentence_id
                 out.unlink(missing_ok=True)
                 shutil.rmtree(shards, ignore_errors=True)
             os.replace(folder, shards) if folder.exists() else shards.mkdir()
+        if os.environ.get("BABELMAP_TEST_KILL_IN_JOIN"):  # test hook: killed between the two renames
+            import signal
+            os.kill(os.getpid(), signal.SIGKILL)
         try:
             os.replace(tmp, out)
         except BaseException:

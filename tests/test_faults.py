@@ -20,7 +20,8 @@ from babelmap.engine.check import check_store
 from babelmap.engine.parts import PART_KEYS, parts_dir, read_part_info, shards_dir
 from babelmap.errors import StoreError
 from extract_util import one_thread  # noqa: F401 (autouse fixture: one torch thread)
-from extract_util import assert_same_store, babelmap, corpus_rows, extract_args, read_store, write_plain
+from extract_util import (assert_same_store, babelmap, corpus_rows, extract_args, parts_written, read_store,
+                          write_plain)
 
 LANGS = ("deu_Latn", "eng_Latn", "fra_Latn", "rus_Cyrl")
 
@@ -190,6 +191,20 @@ def test_out_where_no_file_can_be_created_says_so(setup, tiny_bert, capsys):
     assert cli(extract_args(corpus_dir, tiny_bert, "/proc/x.h5")) == 1
     err = capsys.readouterr().err
     assert "does not accept new files" in err and "another run" not in err and "Traceback" not in err
+
+
+@pytest.mark.slow
+def test_kill_between_the_join_renames_resumes_identical(tmp_path, setup, tiny_bert):
+    corpus_dir, _, ref = setup
+    out = tmp_path / "s.h5"
+    args = extract_args(corpus_dir, tiny_bert, out, "--unit-sentences", str(UNIT))
+    r = babelmap(args, tmp_path, BABELMAP_TEST_KILL_IN_JOIN="1")
+    assert r.returncode == -9 and not out.exists() and shards_dir(out).is_dir()
+    r = babelmap(["-v"] + args, tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert "recovered the parts of an interrupted join" in r.stderr
+    assert parts_written(r) == 0
+    assert_same_store(ref, out)
 
 
 @pytest.mark.slow
