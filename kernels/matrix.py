@@ -63,19 +63,20 @@ class LanguageMatrix:
 
     # -- files ---------------------------------------------------------------------------
     def to_tsv(self, path: str | os.PathLike, diagonal_empty: bool = False) -> Path:
-        """Square TSV as in the reference release: header and first column are ids."""
+        """Square TSV as in the reference release: header and first column are ids. Written
+        through a temporary name (a full disk is one StoreError, nothing half-written)."""
+        from babelmap.engine.diskwrite import write_text_safely
         path = Path(path)
-        with open(path, "w", encoding="utf-8") as fh:
-            fh.write("\t" + "\t".join(self.languages) + "\n")
-            for i, lang in enumerate(self.languages):
-                cells = []
-                for j, v in enumerate(self.values[i]):
-                    if (diagonal_empty and i == j) or np.isnan(v):
-                        cells.append("")
-                    else:
-                        cells.append(repr(float(v)))
-                fh.write(lang + "\t" + "\t".join(cells) + "\n")
-        return path
+        lines = ["\t" + "\t".join(self.languages)]
+        for i, lang in enumerate(self.languages):
+            cells = []
+            for j, v in enumerate(self.values[i]):
+                if (diagonal_empty and i == j) or np.isnan(v):
+                    cells.append("")
+                else:
+                    cells.append(repr(float(v)))
+            lines.append(lang + "\t" + "\t".join(cells))
+        return write_text_safely(path, "\n".join(lines) + "\n", "similarity TSV")
 
     @classmethod
     def from_tsv(cls, path: str | os.PathLike, name: str | None = None) -> "LanguageMatrix":

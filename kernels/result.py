@@ -304,33 +304,28 @@ class SimilarityResult:
                    path=folder)
 
     def save(self, path: str | os.PathLike) -> Path:
-        """Write the HDF5 file (DESIGN.md layout) through a temporary name, then rename."""
+        """Write the HDF5 file (DESIGN.md layout), built in memory and written through a temporary
+        name, then renamed: a full disk is one StoreError and leaves nothing half-written."""
         import h5py
-        from babelmap.engine.store import tmp_path
+        from babelmap.engine.diskwrite import write_hdf5_safely
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = tmp_path(path)
-        try:
-            with h5py.File(tmp, "w") as f:
-                f.create_dataset("languages", data=np.array(self._languages, dtype=object),
-                                 dtype=h5py.string_dtype("utf-8"))
-                f.create_dataset("layers", data=np.array(self._layers, dtype=np.int64))
-                f.create_dataset("sim", data=self.sim, dtype=np.float32)
-                f.create_dataset("count", data=self.count, dtype=np.int32)
-                for name in _OPTIONAL:
-                    a = getattr(self, name)
-                    if a is not None:
-                        f.create_dataset(name, data=a, dtype=np.float32)
-                attrs = {**self.attrs, "measure": self.measure, "format": FORMAT, "format_version": FORMAT_VERSION}
-                for k, v in attrs.items():
-                    f.attrs[k] = _attr_value(v)
-            with open(tmp, "rb+") as fh:
-                os.fsync(fh.fileno())
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return path
+
+        def build(f: "h5py.File") -> None:
+            f.create_dataset("languages", data=np.array(self._languages, dtype=object),
+                             dtype=h5py.string_dtype("utf-8"))
+            f.create_dataset("layers", data=np.array(self._layers, dtype=np.int64))
+            f.create_dataset("sim", data=self.sim, dtype=np.float32)
+            f.create_dataset("count", data=self.count, dtype=np.int32)
+            for name in _OPTIONAL:
+                a = getattr(self, name)
+                if a is not None:
+                    f.create_dataset(name, data=a, dtype=np.float32)
+            attrs = {**self.attrs, "measure": self.measure, "format": FORMAT, "format_version": FORMAT_VERSION}
+            for k, v in attrs.items():
+                f.attrs[k] = _attr_value(v)
+
+        return write_hdf5_safely(path, build, "similarity result")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "SimilarityResult":

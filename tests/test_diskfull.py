@@ -164,8 +164,6 @@ def test_safe_writers_on_a_full_disk(tmpfs):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=False, reason="kernels/result.py save() and the TSV export (KERNELS) do not yet write "
-                                        "through engine.diskwrite; today a full disk gives a traceback")
 def test_similarity_export_to_a_full_disk(tmpfs, reference, tmp_path):
     """KERNELS owns the export; this checks what the user sees (one line, nothing half-written)."""
     _, ref, _ = reference
