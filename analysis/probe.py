@@ -2,11 +2,13 @@
 language's embeddings of the train articles, tested on every target language's embeddings of
 the test articles, giving a source x target accuracy grid (the frozen-encoder SIB-200 setting).
 
-The probe is multinomial logistic regression with an L2 penalty (the objective of scikit-learn's
-`LogisticRegression(C=C)`: C x summed cross-entropy + 0.5 ||W||^2, intercept unpenalised) on
-features standardised with the source's train mean and std. All sources of a layer are fitted
-at once: one batched full-batch L-BFGS in float64 over the (separable) summed objective, in
-the n coordinates of the train rows when n < H, so a layer of 204 sources takes seconds.
+Two probes, both on features standardised with the source's train mean and std: a ridge
+classifier (default; scikit-learn's RidgeClassifier objective, closed form, batched over all
+sources) and multinomial logistic regression with an L2 penalty (the objective of scikit-learn's
+`LogisticRegression(C=C)`: C x summed cross-entropy + 0.5 ||W||^2, intercept unpenalised),
+all sources of a layer fitted by one batched full-batch L-BFGS in float64 over the separable
+summed objective, in the n coordinates of the train rows when n < H (tens of times slower
+than ridge on 204 sources; similar accuracy on FLORES topics, docs/probe.md).
 Sentences are split by article (no article on both sides), stratified by each article's
 majority category so every category has train articles; by default grouped 5-fold, the
 answers pooled over the folds (every labelled sentence tested once: small FLORES subsets).
@@ -118,6 +120,29 @@ def fit_softmax(X: np.ndarray, y: np.ndarray, weight: np.ndarray, n_classes: int
     return W.numpy(), b.detach().numpy()
 
 
+def fit_ridge(X: np.ndarray, y: np.ndarray, weight: np.ndarray, n_classes: int, alpha: float = 1000.0
+              ) -> tuple[np.ndarray, np.ndarray]:
+    """Fit B independent ridge classifiers at once (scikit-learn's RidgeClassifier on 0/1
+    one-hot targets: min ||Y - X W - 1 b||^2 + alpha ||W||^2 over the rows with weight 1,
+    intercept unpenalised; predict by argmax). X [B, n, H] (already standardised), y [n],
+    weight [B, n] of 0/1. Closed form, in the dual (n x n) when n < H. Returns W [B, H, C], b [B, C]."""
+    X = np.asarray(X, dtype=np.float64)
+    w = np.asarray(weight, dtype=np.float64)[:, :, None]
+    B, n, H = X.shape
+    Y = np.eye(n_classes)[np.asarray(y)][None] * w                      # [B, n, C]
+    cnt = np.maximum(w.sum(axis=1), 1.0)                                # [B, 1]
+    xbar, ybar = (X * w).sum(axis=1) / cnt, Y.sum(axis=1) / cnt
+    Xc, Yc = (X - xbar[:, None]) * w, (Y - ybar[:, None]) * w           # dropped rows become 0
+    if n < H:
+        K = Xc @ Xc.transpose(0, 2, 1)
+        W = Xc.transpose(0, 2, 1) @ np.linalg.solve(K + alpha * np.eye(n)[None], Yc)
+    else:
+        G = Xc.transpose(0, 2, 1) @ Xc
+        W = np.linalg.solve(G + alpha * np.eye(H)[None], Xc.transpose(0, 2, 1) @ Yc)
+    b = ybar - np.einsum("bh,bhc->bc", xbar, W)
+    return W, b
+
+
 def standardise_stats(X: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per problem mean and (population) std over the rows with weight 1: X [B, n, H] ->
     mu, sd [B, H]; a constant feature gets sd 1 (as scikit-learn's StandardScaler)."""
@@ -131,15 +156,22 @@ def standardise_stats(X: np.ndarray, weight: np.ndarray) -> tuple[np.ndarray, np
 
 
 def grid_counts(E: np.ndarray, present: np.ndarray, y: np.ndarray, train: np.ndarray, test: np.ndarray,
-                n_classes: int, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6
-                ) -> tuple[np.ndarray, np.ndarray]:
-    """(correct [L, L] (source, target), tested [L] (target)) for one layer and one split:
+                n_classes: int, C: float = 1.0, max_iter: int = 1000, tol: float = 1e-6,
+                probe: str = "logistic", alpha: float = 1000.0) -> tuple[np.ndarray, np.ndarray]:
+    """(correct [L, L] (source, target), tested [L] (target)) for one layer and one split
+    (probe "logistic": fit_softmax with C; "ridge": fit_ridge with alpha):
     E [L, S, H] embeddings, present [L, S], y [S] class ids, train/test [S] masks. A source
     with no train sentence gets correct = -1 (no probe)."""
     E = np.asarray(E, dtype=np.float64)
     Xtr, wtr = E[:, train], present[:, train].astype(np.float64)
     mu, sd = standardise_stats(Xtr, wtr)
-    W, b = fit_softmax((Xtr - mu[:, None]) / sd[:, None], y[train], wtr, n_classes, C, max_iter, tol)
+    Xs = (Xtr - mu[:, None]) / sd[:, None]
+    if probe == "ridge":
+        W, b = fit_ridge(Xs, y[train], wtr, n_classes, alpha)
+    elif probe == "logistic":
+        W, b = fit_softmax(Xs, y[train], wtr, n_classes, C, max_iter, tol)
+    else:
+        raise ValueError(f"probe must be 'ridge' or 'logistic', got {probe!r}")
     Wf = W / sd[:, :, None]                              # fold the source's scaler into the probe
     bf = b - np.einsum("sh,shc->sc", mu / sd, W)
     Xte, pte, yte = E[:, test], present[:, test], y[test]
@@ -256,14 +288,15 @@ class ProbeGrid:
 
 # -- from a store --------------------------------------------------------------------------
 def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int = 5,
-               test_fraction: float = 0.3, seed: int = 0, C: float = 0.1, max_iter: int = 1000,
-               tol: float = 1e-5, progress: bool = True) -> ProbeGrid:
+               test_fraction: float = 0.3, seed: int = 0, probe: str = "ridge", alpha: float = 1000.0,
+               C: float = 0.1, max_iter: int = 1000, tol: float = 1e-5, progress: bool = True) -> ProbeGrid:
     """The source x target topic-probe accuracy grid for every language of `store` (a path or
     an open Store) at every hidden state (or `layers`). `labels`: analysis.topics.TopicLabels
     (sentence id -> article, category); store sentences without a category are not used.
     folds > 1: grouped stratified k-fold over articles (article_folds), correct answers pooled
     over the folds, so every labelled sentence is tested once; folds = 1: one split by article
-    with `test_fraction` of the articles in test (split_by_article)."""
+    with `test_fraction` of the articles in test (split_by_article). probe: "ridge" (closed
+    form, default: all sources and folds of a layer in about a second) or "logistic"."""
     from tqdm import tqdm
 
     from babelmap.engine.store import Store, open_store
@@ -297,7 +330,7 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int
         correct = np.zeros((len(langs), len(langs)), dtype=np.int64)
         tested = np.zeros(len(langs), dtype=np.int64)
         for train, test in splits:
-            c, t = grid_counts(E, present, y, train, test, len(cats), C, max_iter, tol)
+            c, t = grid_counts(E, present, y, train, test, len(cats), C, max_iter, tol, probe, alpha)
             correct = np.where((correct < 0) | (c < 0), -1, correct + c)
             tested += t
         acc[kk] = _ratio(correct, tested)
@@ -305,7 +338,8 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int
     count = lambda m: {c: int(np.sum(y[m] == i)) for i, c in enumerate(cats)}  # noqa: E731
     train0, test0 = splits[0]
     attrs = {"split_seed": seed, "folds": folds, "test_fraction": test_fraction if folds <= 1 else 1.0 / folds,
-             "C": C, "tol": tol, "split_unit": "article",
+             "probe": probe, **({"alpha": alpha} if probe == "ridge" else {"C": C, "tol": tol}),
+             "split_unit": "article",
              "counts": count(np.ones(len(y), bool)),
              "counts_train": count(train0), "counts_test": count(test0),
              "n_train": int(train0.sum()), "n_test": int(test0.sum()), "n_sentences": int(len(y)),

@@ -146,7 +146,8 @@ def analyse(args) -> None:
     chunks = merge_chunks(args.out, merged)
     labels = read_flores_topics(FLORES)
     t0 = time.time()
-    grid = probe_grid(merged, labels, seed=args.seed, folds=args.folds, C=args.C, progress=True)
+    grid = probe_grid(merged, labels, seed=args.seed, folds=args.folds, probe=args.probe, alpha=args.alpha,
+                      C=args.C, progress=True)
     t_grid = time.time() - t0
     grid.save(RESULTS / "probe_flores200_grid.h5")
     langs = grid.languages
@@ -227,7 +228,9 @@ def main() -> None:
     a.add_argument("--out", type=Path, required=True, help="the --out given to extract")
     a.add_argument("--seed", type=int, default=0, help="split seed")
     a.add_argument("--folds", type=int, default=5, help="grouped k-fold over articles (1: one 70/30 split)")
-    a.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the probe")
+    a.add_argument("--probe", choices=("ridge", "logistic"), default="ridge")
+    a.add_argument("--alpha", type=float, default=1000.0, help="ridge L2 strength")
+    a.add_argument("--C", type=float, default=0.1, help="inverse L2 strength of the logistic probe")
     a.add_argument("--layers", type=int, nargs="*", default=[], help="also evaluate these layers in full")
     a.add_argument("--n-boot", type=int, default=10000)
     a.add_argument("--no-mexa", action="store_true")

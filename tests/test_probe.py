@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from babelmap.analysis.probe import (ProbeGrid, article_folds, fit_softmax, grid_one_layer, load_probe,
+from babelmap.analysis.probe import (ProbeGrid, article_folds, fit_ridge, fit_softmax, grid_one_layer, load_probe,
                                      probe_grid, split_by_article, standardise_stats)
 from babelmap.analysis.topics import (CATEGORIES, TOPIC_TO_CATEGORY, TopicLabels, category_of, mapping_table,
                                       read_flores_topics, sample_articles)
@@ -14,7 +14,7 @@ from babelmap.engine.errors import CorpusError, StoreError
 from babelmap.engine.store import write_store
 
 sklearn = pytest.importorskip("sklearn", reason="scikit-learn is the reference probe (pip install scikit-learn)")
-from sklearn.linear_model import LogisticRegression  # noqa: E402
+from sklearn.linear_model import LogisticRegression, RidgeClassifier  # noqa: E402
 from sklearn.preprocessing import StandardScaler  # noqa: E402
 
 
@@ -103,7 +103,7 @@ def test_article_folds_grouped_stratified():
 def test_probe_grid_kfold_pools_folds_sklearn(tmp_path):
     lab = _labels()
     path = _store(tmp_path, lab)
-    g = probe_grid(path, lab, layers=[1], folds=3, seed=2, C=0.5, tol=1e-7, progress=False)
+    g = probe_grid(path, lab, layers=[1], folds=3, seed=2, alpha=5.0, progress=False)
     from babelmap.engine.store import open_store
     with open_store(path) as st:
         E = st.block(layers=[1])[:, 0, :120].astype(np.float64)
@@ -114,10 +114,10 @@ def test_probe_grid_kfold_pools_folds_sklearn(tmp_path):
         for f in range(3):
             tr, te = fold != f, fold == f
             sc = StandardScaler().fit(E[s][tr])
-            clf = LogisticRegression(C=0.5, tol=1e-10, max_iter=100000).fit(sc.transform(E[s][tr]), y[tr])
+            clf = RidgeClassifier(alpha=5.0).fit(sc.transform(E[s][tr]), y[tr])
             right += int(np.sum(clf.predict(sc.transform(E[t][te])) == y[te]))
         assert g.accuracy[0, s, t] == pytest.approx(right / 120, abs=1e-12)
-    assert g.attrs["folds"] == 3 and g.attrs["n_sentences"] == 120
+    assert g.attrs["folds"] == 3 and g.attrs["n_sentences"] == 120 and g.attrs["probe"] == "ridge"
 
 
 # -- the probe against scikit-learn ----------------------------------------------------------
@@ -150,6 +150,20 @@ def test_fit_softmax_matches_sklearn(n, H):
         assert np.abs(W[i] - ref.coef_.T).max() < 1e-4
 
 
+@pytest.mark.parametrize("n,H", [(50, 12), (24, 40)])          # primal and dual solves
+def test_fit_ridge_matches_sklearn(n, H):
+    B, C, alpha = 3, 4, 7.0
+    X, y = _data(B, n, H, C, seed=5)
+    w = np.ones((B, n))
+    w[2, -6:] = 0
+    W, b = fit_ridge(X, y, w, C, alpha)
+    for i in range(B):
+        keep = w[i] > 0
+        ref = RidgeClassifier(alpha=alpha).fit(X[i][keep], y[keep])
+        # sklearn's targets are -1/+1 (= 2 * one-hot - 1): its scores are 2 * ours - 1
+        assert np.allclose(ref.decision_function(X[i]), 2 * (X[i] @ W[i] + b[i]) - 1, atol=1e-9)
+
+
 def test_grid_one_layer_matches_direct_sklearn_loop():
     L, S, H, C = 4, 60, 10, 3
     X, y = _data(L, S, H, C, seed=2, signal=0.8)
@@ -158,15 +172,20 @@ def test_grid_one_layer_matches_direct_sklearn_loop():
     X = np.where(present[:, :, None], X, 0.0)
     train = np.arange(S) < 40
     test = ~train
+    from babelmap.analysis.probe import grid_counts
     acc = grid_one_layer(X, present, y, train, test, C, C=1.0, tol=1e-8)
+    correct, tested = grid_counts(X, present, y, train, test, C, probe="ridge", alpha=3.0)
     for s in range(L):
         tr = train & present[s]
         sc = StandardScaler().fit(X[s][tr])
         clf = LogisticRegression(C=1.0, tol=1e-12, max_iter=100000).fit(sc.transform(X[s][tr]), y[tr])
+        rc = RidgeClassifier(alpha=3.0).fit(sc.transform(X[s][tr]), y[tr])
         for t in range(L):
             te = test & present[t]
             want = np.mean(clf.predict(sc.transform(X[t][te])) == y[te])
             assert acc[s, t] == pytest.approx(want, abs=1e-12), (s, t)
+            assert tested[t] == te.sum()
+            assert correct[s, t] == np.sum(rc.predict(sc.transform(X[t][te])) == y[te]), (s, t)
 
 
 # -- a real store with a known answer --------------------------------------------------------
@@ -204,7 +223,7 @@ def _store(tmp_path, labels, seed=0):
 def test_probe_grid_store_known_answer_save_load(tmp_path):
     lab = _labels()
     path = _store(tmp_path, lab)
-    g = probe_grid(path, lab, seed=0, folds=1, C=1.0, progress=False)
+    g = probe_grid(path, lab, seed=0, folds=1, probe="logistic", C=1.0, progress=False)
     assert g.languages == ["aaa_Latn", "bbb_Latn", "ccc_Latn", "ddd_Latn"] and g.layers == [0, 1]
     a1 = g.accuracy[1]
     assert a1[0, 0] > 0.95 and a1[0, 1] > 0.95 and a1[1, 0] > 0.95 and a1[2, 2] > 0.95
