@@ -144,3 +144,9 @@ def test_retrieval_with_the_default_model() -> None:
                 "nld_Latn", "pol_Latn"):
         r = retrieval(c, lm, "eng_Latn", tgt)
         assert r["units"] == 50 and r["top1"] >= 0.97, (tgt, r["top1"], r["misses"])
+    # below 0.97 with this 4-bit small model, on units whose pairing was checked by hand (every
+    # miss is a correctly paired article, e.g. Turkish art7 'Kanun önünde herkes eşittir' = 'All
+    # are equal before the law'): model limits, not alignment; kept as floors so a regression shows
+    for tgt, floor in (("tur_Latn", 0.80), ("por_Latn-por_PT", 0.90)):
+        r = retrieval(c, lm, "eng_Latn", tgt)
+        assert r["units"] == 50 and r["top1"] >= floor, (tgt, r["top1"], r["misses"])
