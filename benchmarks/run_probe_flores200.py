@@ -180,6 +180,11 @@ def analyse(args) -> None:
         by_layer.append({"layer": k, "mplm_sim": float(sm.loc["mplm-sim", "chosen"]),
                          "english": float(sm.loc["english", "chosen"]), "oracle": float(sm.loc["english", "oracle"]),
                          "diff": c["diff"], "low": c["low"], "high": c["high"], "p": c["p"]})
+    print("\nper layer: mean accuracy (%) of the source each method picks, all targets; "
+          "mplm-sim minus english [95% paired bootstrap]")
+    for r in by_layer:
+        print(f"  layer {r['layer']:2d}: mplm-sim {r['mplm_sim']:6.2f}  english {r['english']:6.2f}  "
+              f"oracle {r['oracle']:6.2f}   {r['diff']:+.2f} [{r['low']:+.2f}, {r['high']:+.2f}]")
     for k in layers_eval:
         methods = {"mplm-sim": sim.matrix(k)}
         if not args.no_mexa:
@@ -199,6 +204,14 @@ def analyse(args) -> None:
             print(f"{name:14s} {r['targets']:7d} {sm['mplm-sim']['chosen']:7.2f} {sm[name]['chosen']:7.2f} "
                   f"{sm['english']['chosen']:7.2f} {sm[name]['oracle']:7.2f} {sm[name]['top@1']:6.3f} "
                   f"{sm[name]['ndcg']:6.3f}   {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] p={c['p']:.3f}")
+        cm = results[k]["common"]
+        print(f"common set at layer {k}: {cm['targets']} targets, methods covering >= 90% of the languages "
+              f"(left out: {', '.join(cm['left_out_methods']) or 'none'})")
+        for x in cm["summary"]:
+            c = cm["compare"].get(x["method"])
+            ci = f"   mplm-sim minus it {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" if c else ""
+            print(f"  {x['method']:14s} chosen {x['chosen']:6.2f}  gap {x['gap']:5.2f}  top@3 {x['top@3']:.3f}  "
+                  f"ndcg {x['ndcg']:.3f}{ci}")
     out = {"what": "topic-probe transfer grid (FLORES-200 dev, SIB-200-style categories) and source selection on it",
            "command": " ".join(sys.argv), "store_chunks": chunks, "languages": L,
            "sentences": int(grid.attrs["n_sentences"]),
