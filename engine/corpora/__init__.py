@@ -22,6 +22,7 @@ FORMATS: dict[str, tuple[str, str]] = {
     "pbc": ("babelmap.engine.corpora.pbc", "read_pbc"),
     "plain": ("babelmap.engine.corpora.plain", "read_plain"),
     "cldr": ("babelmap.engine.corpora.cldr", "read_cldr"),
+    "fleurs": ("babelmap.engine.corpora.fleurs", "read_fleurs"),
 }
 
 
