@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(VENV)/bin/babelmap run --out results/default
 
 test: $(STAMP)
+	@command -v espeak-ng >/dev/null || { [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null && { DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null 2>&1 || { apt-get update -q >/dev/null 2>&1 && DEBIAN_FRONTEND=noninteractive apt-get install -y -q espeak-ng >/dev/null 2>&1; }; }; } || echo "espeak-ng not installed (needs root and apt-get): speech tests will be skipped"
 	$(PY) -m pytest -q -m "not slow" tests
 
 test-slow: $(STAMP)

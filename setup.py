@@ -53,6 +53,7 @@ setup(
         "filelock>=3.12",
         "newick>=1.9",
         "fonttools>=4.40",
+        "soundfile>=0.12", "soxr>=0.3",
     ],
     extras_require={
         "test": ["pytest>=7", "pytest-timeout>=2", "scikit-learn>=1.3"],
