@@ -81,7 +81,11 @@ def read_plain(path: str | Path, *, skip_bad: bool = False, name: str | None = N
         stem = f.name[: -len(suffix)]
         refused = refuse_common_word(stem, f, langs)
         if refused is not None:
-            skips.handle(refused)
+            if langs:      # a --langs list that does not name it: not wanted anyway; left out, noted
+                skips.note(f.name, f"{stem!r} is a common English word and --langs does not name it",
+                           file=str(f), language=stem)
+            else:
+                skips.handle(refused)
             continue
         try:
             lines = read_lines(f, language=stem)
