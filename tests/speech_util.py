@@ -103,3 +103,29 @@ def make_tiny_whisper(path: Path, seconds: int = 10, seed: int = 0) -> Path:
     WhisperModel(cfg).eval().save_pretrained(str(path))
     WhisperFeatureExtractor(feature_size=80, chunk_length=seconds).save_pretrained(str(path))
     return path
+
+
+WAVEFORM_FAMILY = {  # model_type -> (config class, model class, config extras)
+    "hubert": ("HubertConfig", "HubertModel", dict(feat_extract_norm="layer", do_stable_layer_norm=True)),
+    "wavlm": ("WavLMConfig", "WavLMModel", dict(feat_extract_norm="layer", do_stable_layer_norm=True,
+                                                num_buckets=32, max_bucket_distance=100)),
+    "data2vec-audio": ("Data2VecAudioConfig", "Data2VecAudioModel",
+                       dict(num_conv_pos_embeddings=5, conv_pos_kernel_size=5, num_conv_pos_embedding_layers=2)),
+    "wav2vec2-conformer": ("Wav2Vec2ConformerConfig", "Wav2Vec2ConformerModel",
+                           dict(feat_extract_norm="layer", do_stable_layer_norm=True,
+                                position_embeddings_type="relative")),
+}
+
+
+def make_tiny_waveform_model(path: Path, model_type: str, seed: int = 0) -> Path:
+    """A tiny random HuBERT, WavLM, data2vec-audio or wav2vec2-conformer with a wav2vec2 feature extractor."""
+    import torch
+    import transformers
+    cfg_name, model_name, extra = WAVEFORM_FAMILY[model_type]
+    torch.manual_seed(seed)
+    kw = dict(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, intermediate_size=32, conv_dim=(8,) * 7,
+              num_conv_pos_embeddings=16, num_conv_pos_embedding_groups=2, vocab_size=8, mask_time_prob=0.0)
+    cfg = getattr(transformers, cfg_name)(**{**kw, **extra})
+    getattr(transformers, model_name)(cfg).eval().save_pretrained(str(path))
+    transformers.Wav2Vec2FeatureExtractor(return_attention_mask=True).save_pretrained(str(path))
+    return path
