@@ -11,7 +11,7 @@ For CANINE: initial char layers exact (1e-5); molecule layers cosine >= 0.999 (m
 this random model; only the trailing < 2*rate chars differ). Extract CANINE with batch size 1
 where exactness matters.
 bf16 batched vs fp32 batch-1 (CANINE: fp32 batched): cosine >= 0.99 per sentence and layer.
-Decoder LLMs (tiny Llama, Qwen2, Gemma; GQA, RoPE): batched with right AND left padding vs
+Decoders (tiny Llama, Qwen2, Gemma: GQA, RoPE; GPT-2; BLOOM: ALiBi): batched with right AND left padding vs
 batch-1, every pooling, |diff| <= 1e-5 abs + 1e-5 rel; `last` also against the hidden state of
 the sentence's last token indexed by hand from an unpadded forward.
 """
@@ -128,13 +128,13 @@ def test_decoder_gets_pad_token_and_right_padding(tiny_dirs):
     assert lm.tokenizer.pad_token is not None and lm.tokenizer.padding_side == "right"
 
 
-@pytest.mark.parametrize("family", LLM_FAMILIES)
+@pytest.mark.parametrize("family", LLM_FAMILIES + ("gpt2", "bloom"))
 def test_llm_poolings_left_and_right_padding(tiny_dirs, family):
     lm = load_model(str(tiny_dirs[family]), device="cpu", dtype="float32")
     assert lm.poolings == ("weighted", "weighted-reference", "mean", "last")
     tok = lm.tokenizer
     assert tok.pad_token is not None and tok.pad_token_id != tok.bos_token_id
-    if family != "qwen2":  # Llama and Gemma tokenizers have no pad token: eos pads
+    if family in ("llama", "gemma"):  # their tokenizers have no pad token: eos pads
         assert tok.pad_token == tok.eos_token
     ids = [tok([t])["input_ids"][0] for t in TEXTS]
     with torch.inference_mode():  # by hand: the last token's state of each sentence run alone
