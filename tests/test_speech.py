@@ -30,14 +30,20 @@ def one_thread():
 
 
 @pytest.fixture(scope="module")
-def speech(tmp_path_factory):
+def models(tmp_path_factory) -> dict[str, Path]:
+    """{kind: tiny random model folder with its feature extractor}."""
+    root = tmp_path_factory.mktemp("speech_models")
+    out = {"wav2vec2": make_tiny_wav2vec2(root / "w2v"), "wav2vec2-group": make_tiny_wav2vec2(root / "w2vg", "group"),
+           "whisper": make_tiny_whisper(root / "whisper", seconds=10)}
+    out.update({t: make_tiny_waveform_model(root / t, t) for t in WAVEFORM_FAMILY})
+    return out
+
+
+@pytest.fixture(scope="module")
+def speech(tmp_path_factory, models):
     """(FLEURS folder of espeak-ng speech, {kind: tiny model folder})."""
     root = tmp_path_factory.mktemp("speech")
-    corpus = espeak_fleurs(root / "fleurs", shared("flores200", "dev"), n=3)
-    models = {"wav2vec2": make_tiny_wav2vec2(root / "w2v"), "wav2vec2-group": make_tiny_wav2vec2(root / "w2vg", "group"),
-              "whisper": make_tiny_whisper(root / "whisper", seconds=10)}
-    models.update({t: make_tiny_waveform_model(root / t, t) for t in WAVEFORM_FAMILY})
-    return corpus, models
+    return espeak_fleurs(root / "fleurs", shared("flores200", "dev"), n=3), models
 
 
 def _paths(corpus_dir: Path) -> list[str]:
@@ -89,6 +95,39 @@ def test_reader_bad_input_names_file_line_language(tmp_path, fault, message, lin
     assert message in first and f"file {tsv}" in first and f"line {line}" in first and "language fra_Latn" in first
     c = read_corpus(tmp_path, "fleurs", skip_bad=True)  # skipping leaves French out, and says so
     assert c.languages == ["eng_Latn"] and c.skipped[0]["language"] == "fra_Latn"
+
+
+FLEURS_CONFIGS = """af_za am_et ar_eg as_in ast_es az_az be_by bg_bg bn_in bs_ba ca_es ceb_ph ckb_iq cmn_hans_cn cs_cz
+cy_gb da_dk de_de el_gr en_us es_419 et_ee fa_ir ff_sn fi_fi fil_ph fr_fr ga_ie gl_es gu_in ha_ng he_il hi_in hr_hr
+hu_hu hy_am id_id ig_ng is_is it_it ja_jp jv_id ka_ge kam_ke kea_cv kk_kz km_kh kn_in ko_kr ky_kg lb_lu lg_ug ln_cd
+lo_la lt_lt luo_ke lv_lv mi_nz mk_mk ml_in mn_mn mr_in ms_my mt_mt my_mm nb_no ne_np nl_nl nso_za ny_mw oc_fr om_et
+or_in pa_in pl_pl ps_af pt_br ro_ro ru_ru sd_in sk_sk sl_si sn_zw so_so sr_rs sv_se sw_ke ta_in te_in tg_tj th_th
+tr_tr uk_ua umb_ao ur_pk uz_uz vi_vn wo_sn xh_za yo_ng yue_hant_hk zu_za""".split()
+
+
+def test_every_fleurs_language_is_a_flores200_id():
+    """The 102 FLEURS configs map to 102 distinct FLORES-200 ids (macrolanguage codes to the member
+    FLORES reads: ms_my -> zsm_Latn, fil_ph -> tgl_Latn), so speech and text stores share ids."""
+    from babelmap.engine.corpora.fleurs import fleurs_language
+    flores = {p.name.split(".")[0] for p in shared("flores200", "dev").glob("*.dev")}
+    ids = [fleurs_language(c) for c in FLEURS_CONFIGS]
+    assert len(FLEURS_CONFIGS) == len(set(ids)) == 102 and set(ids) <= flores
+    assert fleurs_language("ms_my") == "zsm_Latn" and fleurs_language("de_de") == "deu_Latn"
+
+
+def test_too_short_audio_names_file_and_language(tmp_path, models):
+    import soundfile
+
+    from babelmap.engine.errors import CorpusError
+    from babelmap.engine.models import load_model
+    lm = load_model(str(models["wav2vec2"]), device="cpu")
+    soundfile.write(str(tmp_path / "ok.wav"), tone(1.0), 16000, subtype="PCM_16")
+    soundfile.write(str(tmp_path / "short.wav"), tone(0.01), 16000, subtype="PCM_16")  # 160 samples < 400
+    assert lm.samples_of_file(str(tmp_path / "ok.wav")) == len(lm.load(str(tmp_path / "ok.wav"))) == 16000
+    assert lm.token_counts([str(tmp_path / "ok.wav")]) == [49]  # (16000 - 400) // 320 + 1
+    with pytest.raises(CorpusError, match="too short") as e:
+        lm.token_counts([str(tmp_path / "short.wav")], lang="deu_Latn")
+    assert "language deu_Latn" in str(e.value) and "short.wav" in str(e.value)
 
 
 def test_load_audio_mono_resampled(tmp_path):

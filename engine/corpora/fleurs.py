@@ -2,7 +2,7 @@
 
 Layout (as google/fleurs ships it, audio archives unpacked): `<root>/<lang>/<split>.tsv` and
 `<root>/<lang>/audio/<split>/<file>.wav`, language folders named like `de_de`, `cmn_hans_cn`
-(mapped to ids through engine.languages); `<root>/data/<lang>/...` is read too. Each TSV line
+(mapped to FLORES-200 ids: `fleurs_language`); `<root>/data/<lang>/...` is read too. Each TSV line
 (tab separated, no header, no quoting) is `id, file_name, raw_transcription, transcription,
 characters, num_samples, gender` (the `characters` column may be absent: 6 columns). `id` is
 the FLORES sentence id shared by every language: the sentence axis. A sentence read by several
@@ -19,8 +19,21 @@ from babelmap.engine.corpora.common import Skips, check_ids_unique, language_err
 from babelmap.engine.errors import CorpusError, LanguageError
 
 LICENCE = "CC-BY-4.0"
+# FLEURS configs whose code names a macrolanguage or another label than the FLORES-200 language its
+# speakers read (FLEURS is FLORES-101 read aloud): so speech and text stores share ids. Every other
+# folder name maps through engine.languages.normalize_code (de_de -> deu_Latn, cmn_hans_cn is below).
+FLEURS_TO_FLORES = {"ar_eg": "arb_Arab", "az_az": "azj_Latn", "cmn_hans_cn": "zho_Hans", "fa_ir": "pes_Arab",
+                    "ff_sn": "fuv_Latn", "fil_ph": "tgl_Latn", "lv_lv": "lvs_Latn", "mn_mn": "khk_Cyrl",
+                    "ms_my": "zsm_Latn", "ne_np": "npi_Deva", "om_et": "gaz_Latn", "or_in": "ory_Orya",
+                    "ps_af": "pbt_Arab", "sw_ke": "swh_Latn", "uz_uz": "uzn_Latn"}
 SPLITS = ("train", "dev", "test")
 CHOICE = "first recording by file name"
+
+
+def fleurs_language(folder: str) -> str:
+    """Our id for a FLEURS language folder (`de_de` -> `deu_Latn`, `cmn_hans_cn` -> `zho_Hans`)."""
+    from babelmap.engine.languages import normalize_code
+    return normalize_code(FLEURS_TO_FLORES.get(folder.lower(), folder))
 
 
 def _language_root(root: Path, split: str) -> Path:
@@ -102,14 +115,12 @@ def read_fleurs(path: str | Path, *, split: str = "dev", skip_bad: bool = False,
     the FLORES sentence id; texts are audio paths (see the module docstring)."""
     if split not in SPLITS:
         raise CorpusError(f"unknown FLEURS split {split!r}", hint=f"use one of {', '.join(SPLITS)}")
-    from babelmap.engine.languages import normalize_code
-
     base = _language_root(Path(path), split)
     skips = Skips(skip_bad)
     folders, by_id = {}, {}
     for folder in sorted(p for p in base.iterdir() if (p / f"{split}.tsv").is_file()):
         try:
-            lang = normalize_code(folder.name)
+            lang = fleurs_language(folder.name)
         except LanguageError as e:
             skips.handle(language_error_as_corpus_error(e, str(folder / f"{split}.tsv"), folder.name))
             continue

@@ -95,7 +95,7 @@ class SpeechModel(LoadedModel):
     feature_extractor: object = None
     kind: str = "waveform"        # "waveform" (wav2vec2 & co.) or "whisper"
     sampling_rate: int = 16000
-    current_language: str | None = None
+    _language: threading.local = field(default_factory=threading.local, repr=False)
     _max_samples: dict = field(default_factory=dict, repr=False)
 
     @property
@@ -166,19 +166,32 @@ class SpeechModel(LoadedModel):
         wave = load_audio(path, self.sampling_rate)
         return wave[: self.max_samples(max_length)]
 
+    def samples_of_file(self, path: str) -> int:
+        """Samples of `path` at the model's rate: from the header of a WAV/FLAC file already at that
+        rate (no decoding), else by loading and resampling it."""
+        import soundfile
+        try:
+            info = soundfile.info(str(path))
+        except Exception:  # noqa: BLE001 - load_audio names the problem
+            info = None
+        if info is not None and int(info.samplerate) == self.sampling_rate and info.format in ("WAV", "WAVEX", "FLAC"):
+            return int(info.frames)
+        return len(load_audio(path, self.sampling_rate))
+
     def frames_of_file(self, path: str, max_length: int | None = None) -> int:
         """Frames the model sees for the audio at `path`; an error when too short for one frame."""
-        wave = self.load(path, max_length)
-        n = int(self.frames([len(wave)])[0])
+        n_samples = min(self.samples_of_file(path), self.max_samples(max_length))
+        n = int(self.frames([n_samples])[0])
         if n < 1:
             raise CorpusError(f"audio file {path} is too short for one frame of model {self.name} "
-                              f"({len(wave)} samples at {self.sampling_rate} Hz)", file=str(path),
-                              language=self.current_language, hint="remove it from the corpus, or pass --skip-bad")
+                              f"({n_samples} samples at {self.sampling_rate} Hz)", file=str(path),
+                              language=getattr(self._language, "value", None),
+                              hint="remove it from the corpus, or pass --skip-bad")
         return n
 
     # -- the LoadedModel interface ----------------------------------------------------------
     def _set_language(self, lang: str | None) -> None:
-        self.current_language = lang  # only to name the language in errors
+        self._language.value = lang  # per thread, only to name the language in errors
 
     def tokenize(self, texts: Sequence[str], lang: str | None = None, max_length: int | None = None):
         """Padded handle ids and the frame mask for the audio paths `texts` (see AudioTokenizer)."""
