@@ -64,7 +64,7 @@ def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None
     opts = {}
     split = getattr(args, "split", None)
     if split is not None:
-        if args.format != "flores":
+        if args.format not in ("flores", "fleurs"):  # fleurs: train, dev (default) or test
             raise CorpusError(f"--split is for --format flores, not {args.format}")
         opts["split"] = split
     if args.format == "plain" and pattern:

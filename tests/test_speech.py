@@ -273,3 +273,18 @@ def test_extract_bad_audio_is_one_line(speech, tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert rc == 1 and "unreadable" in err[0] and "language deu_Latn" in err[0] and "dev.tsv" in err[0]
     assert "Traceback" not in "\n".join(err)
+
+
+def test_extract_split_test_from_the_command_line(tmp_path, models):
+    """`--split test` reaches the FLEURS reader and is recorded in the store (no espeak-ng: tones)."""
+    import h5py
+
+    from babelmap.cli import main
+    write_fleurs(tmp_path / "fl", {f: [(1, "1.wav", "-", tone(0.5 + 0.1 * i), 16000), (2, "2.wav", "-", tone(0.7), 16000)]
+                                   for i, f in enumerate(("de_de", "en_us"))}, split="test")
+    out = tmp_path / "t.h5"
+    assert main(["extract", "--corpus", str(tmp_path / "fl"), "--format", "fleurs", "--split", "test", "--model",
+                 str(models["wav2vec2"]), "--device", "cpu", "--no-progress", "--out", str(out)]) == 0
+    with h5py.File(out, "r") as f:
+        assert f.attrs["split"] == "test" and f.attrs["corpus_name"] == "fleurs-test"
+        assert f["n_tokens"][()].tolist() == [[24, 34], [29, 34]]  # (samples - 400) // 320 + 1
