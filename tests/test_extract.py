@@ -218,3 +218,12 @@ def test_cli_out_a_folder_is_an_error(tmp_path, tiny_bert, rows, overwrite):
                  tmp_path)
     assert r.returncode == 1 and "is a folder; give a file name" in r.stderr and "Traceback" not in r.stderr
     assert (tmp_path / "dir").is_dir()
+
+
+def test_corpus_provenance_is_recorded(tmp_path, tiny_bert, rows):
+    corpus = make_corpus(rows)
+    corpus.split, corpus.selection = "devtest", "first 20 sentences"
+    assert corpus.provenance()["split"] == "devtest"
+    out = extract(corpus, tmp_path / "s.h5", str(tiny_bert), device="cpu", progress=False)
+    with open_store(out) as st:
+        assert st.attrs["split"] == "devtest" and st.attrs["selection"] == "first 20 sentences"
