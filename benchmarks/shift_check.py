@@ -55,9 +55,9 @@ def main() -> None:
     data = Path(args.data)
     rng = random.Random(0)
     res: dict = {"clean": {}, "planted": {}}
-    flores = read_corpus(data / "flores200", "flores")
-    ebible = read_corpus(data / "ebible.tar.xz", "ebible")
-    pbc = read_corpus(data / "pbc", "pbc")
+    flores = read_corpus(data / "flores200", "flores", check_alignment=False)
+    ebible = read_corpus(data / "ebible.tar.xz", "ebible", check_alignment=False)
+    pbc = read_corpus(data / "pbc", "pbc", check_alignment=False)
     for name, c in (("flores200-dev", flores), ("ebible", ebible), ("pbc", pbc)):
         res["clean"][name] = r = clean_rate(c)
         print(f"clean {name:14s} {r['languages']:4d} languages x {r['sentences']:6d}: {r['suspects']} suspects in "
@@ -92,12 +92,13 @@ def main() -> None:
         hits += flagged(find_shifts(c, languages=[lang]), c, lang, a, b)
     res["planted"]["ebible MRK 14:25..REV 1:16"] = {"trials": trials, "flagged": hits, "verses": b - a + 1}
     print(f"planted eBible MRK 14:25 ... REV 1:16 ({b - a + 1} verses): {hits}/{trials} flagged", flush=True)
-    for gap in (11, 30):
+    for gap in (6, 11, 30):
         hits = 0
         for _ in range(args.trials):
             lang = rng.choice(ebible.languages)
+            sub = ebible.select(languages=sorted(set(rng.sample(ebible.languages, 99)) | {lang}))
             i = rng.randrange(0, len(ebible.sentence_ids) - gap)
-            c = plant(ebible, lang, i, i + gap, rng.choice([t for t in ebible.text(lang) if t]))
+            c = plant(sub, lang, i, i + gap, rng.choice([t for t in ebible.text(lang) if t]))
             hits += flagged(find_shifts(c, languages=[lang]), c, lang, i, i + gap - 1)
         res["planted"][f"ebible gap={gap}"] = {"trials": args.trials, "flagged": hits}
         print(f"planted eBible, {gap - 1} verses shifted at random places: {hits}/{args.trials} flagged", flush=True)
