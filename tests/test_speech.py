@@ -288,3 +288,11 @@ def test_extract_split_test_from_the_command_line(tmp_path, models):
     with h5py.File(out, "r") as f:
         assert f.attrs["split"] == "test" and f.attrs["corpus_name"] == "fleurs-test"
         assert f["n_tokens"][()].tolist() == [[24, 34], [29, 34]]  # (samples - 400) // 320 + 1
+
+
+def test_hub_snapshot_path_gives_hub_id_and_commit(tmp_path):
+    """load_model hands a hub model's snapshot folder: the store records the hub id and commit."""
+    from babelmap.engine.models.speech import _hub_name
+    snap = tmp_path / "hub" / "models--facebook--wav2vec2-xls-r-300m" / "snapshots" / ("ab" * 20)
+    assert _hub_name(snap) == ("facebook/wav2vec2-xls-r-300m", "ab" * 20)
+    assert _hub_name(tmp_path / "w2v") == (str(tmp_path / "w2v"), "")
