@@ -27,7 +27,6 @@ import os
 import queue
 import shutil
 import signal
-import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor

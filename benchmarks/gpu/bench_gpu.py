@@ -27,7 +27,6 @@ import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -176,24 +175,29 @@ def main() -> None:
     results = {"device": name, "compute_dtype": dtype, "corpus": f"FLORES-200 dev {len(corpus.languages)} x "
                f"{len(corpus.sentence_ids)}", "read_corpus_seconds": read_s, "small": args.small,
                "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "models": []}
-    models = [("xlmr-base-random" if not args.small else "xlmr-tiny-random", str(random_xlmr(work / "xlmr", args.small))),
-              ("default", None)]
+    models = [("default", None),
+              ("xlmr-base-random" if not args.small else "xlmr-tiny-random", str(random_xlmr(work / "xlmr", args.small)))]
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / f"gpu_{name}{'_small' if args.small else ''}.json"
+
+    def save() -> None:  # after every stage, so a run cut short still leaves what it measured
+        path.write_text(json.dumps(results, indent=2, default=float))
+
     for label, model in models:
         r = bench_model(label, model, corpus, dev, dtype, work)
         results["models"].append(r)
+        save()
         e = r["extract"]
         print(f"{label:18s} extract {e['sentences_per_s']:9.0f} sent/s {e['tokens_per_s']:11.0f} tok/s "
               f"useful {e['useful_token_share']:.3f} FLOPs {100 * (e['flops_fraction'] or float('nan')):5.1f}% "
               f"host/batch {1e3 * e['host_seconds_per_batch']:.2f} ms | plain loop "
               f"{r['plain_sorted_loop']['sentences_per_s']:9.0f} sent/s | {r['speedup_vs_plain_loop']:.2f}x", flush=True)
-    results["similarity"] = bench_similarity(Path(results["models"][-1]["store"]), dev, work)
-    s = results["similarity"]
-    print(f"similarity: CLI {s['cli_seconds']:.2f} s (exit {s['cli_returncode']}), bare read {s['bare_read_seconds']:.2f} s "
-          f"+ Gram {s['bare_gram_seconds']:.3f} s", flush=True)
-    out = Path(args.out)
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"gpu_{name}{'_small' if args.small else ''}.json"
-    path.write_text(json.dumps(results, indent=2, default=float))
+        if label == "default":  # similarity on the default model's store
+            results["similarity"] = sim = bench_similarity(Path(r["store"]), dev, work)
+            save()
+            print(f"similarity: CLI {sim['cli_seconds']:.2f} s (exit {sim['cli_returncode']}), bare read "
+                  f"{sim['bare_read_seconds']:.2f} s + Gram {sim['bare_gram_seconds']:.3f} s", flush=True)
     print(f"wrote {path}")
 
 
