@@ -71,12 +71,15 @@ def read_labelled(path: str | os.PathLike) -> tuple[list[str], list[str]]:
 def finetune(model_dir: str | os.PathLike, train: str | os.PathLike, out: str | os.PathLike, *,
              epochs: int = 3, lr: float = 2e-5, batch_size: int = 16, bf16: bool = False,
              max_length: int = 128, weight_decay: float = 0.01, warmup: float = 0.1, seed: int = 0,
-             device: str = "auto", progress: bool = True, overwrite: bool = False) -> FinetuneResult:
+             device: str = "auto", progress: bool = True, overwrite: bool = False,
+             freeze_embeddings: bool = False, extra_loss=None) -> FinetuneResult:
     """Fine-tune `model_dir` for sequence classification on `train` (`text<TAB>label`) and
     save the checkpoint to `out` (through a temporary directory, renamed when complete).
 
     AdamW with linear warm-up (`warmup` = fraction of steps) and decay; `bf16` = bfloat16
-    mixed precision (accelerate); `device` auto|cpu|cuda. Returns a FinetuneResult."""
+    mixed precision (accelerate); `device` auto|cpu|cuda. `freeze_embeddings` keeps the input
+    embedding matrix fixed; `extra_loss(model) -> tensor`, when given, is added to the task loss
+    at every step (continual learning: `babelmap.training.continual`). Returns a FinetuneResult."""
     import torch
     from accelerate.utils import set_seed
     from torch.utils.data import DataLoader
@@ -119,10 +122,13 @@ def finetune(model_dir: str | os.PathLike, train: str | os.PathLike, out: str | 
     g = torch.Generator().manual_seed(seed)
     loader = DataLoader(list(range(len(texts))), batch_size=batch_size, shuffle=True, collate_fn=collate,
                         generator=g)
+    if freeze_embeddings:
+        model.get_input_embeddings().weight.requires_grad_(False)
     no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
-    groups = [{"params": [p for n, p in model.named_parameters() if not any(k in n for k in no_decay)],
+    trained = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    groups = [{"params": [p for n, p in trained if not any(k in n for k in no_decay)],
                "weight_decay": weight_decay},
-              {"params": [p for n, p in model.named_parameters() if any(k in n for k in no_decay)],
+              {"params": [p for n, p in trained if any(k in n for k in no_decay)],
                "weight_decay": 0.0}]
     opt = torch.optim.AdamW(groups, lr=lr)
     steps = epochs * math.ceil(len(texts) / (batch_size * acc.num_processes))
@@ -136,7 +142,8 @@ def finetune(model_dir: str | os.PathLike, train: str | os.PathLike, out: str | 
         total, count = torch.zeros((), device=acc.device), torch.zeros((), device=acc.device)
         for batch in loader:
             outputs = model(**batch)
-            acc.backward(outputs.loss)
+            loss = outputs.loss if extra_loss is None else outputs.loss + extra_loss(model)
+            acc.backward(loss)
             opt.step()
             sched.step()
             opt.zero_grad()
@@ -162,7 +169,8 @@ def finetune(model_dir: str | os.PathLike, train: str | os.PathLike, out: str | 
 
     settings = {"base_model": str(model_dir), "train": str(train), "examples": len(texts), "epochs": epochs,
                 "lr": lr, "batch_size": batch_size, "bf16": bf16, "max_length": max_length,
-                "weight_decay": weight_decay, "warmup": warmup, "seed": seed, "processes": acc.num_processes}
+                "weight_decay": weight_decay, "warmup": warmup, "seed": seed, "processes": acc.num_processes,
+                "freeze_embeddings": freeze_embeddings, "extra_loss": repr(extra_loss) if extra_loss else None}
     result = FinetuneResult(out, names, epoch_loss, accuracy, settings, time.perf_counter() - t0)
     acc.wait_for_everyone()
     if acc.is_main_process:

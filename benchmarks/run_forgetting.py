@@ -1,0 +1,375 @@
+"""The forgetting study (issue 18 item 5; docs/wordalign.md, "Forgetting").
+
+Four checkpoints of the default model (multilingual-e5-small-q4): base; adjusted on
+English-German FLORES dev pairs; adjusted + fine-tuned on the English topic task; adjusted +
+continual (the same fine-tuning with the alignment loss on the English-German pairs kept in the
+task loop). For each: aligned-word distances and word retrieval per layer on held-out
+English-German and English-French sentences, and zero-shot topic accuracy in German, French and
+a distant language. Every stage is cached in --work (re-running skips finished stages).
+
+    nice -n 5 .venv/bin/python benchmarks/run_forgetting.py --work /tmp/babelmap-forgetting
+
+Prints a table, writes benchmarks/results/forgetting.json and docs/figures/forgetting_*.png.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+FLORES = ROOT.parent / "shared" / "data" / "flores200"
+ENG, DEU, FRA = "eng_Latn", "deu_Latn", "fra_Latn"
+PREFIX = "query: "
+CHECKPOINTS = ("base", "adjusted", "finetuned", "continual")
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def topic_split(flores: Path, start: int, test_fraction: float, seed: int):
+    """Labelled FLORES dev sentences from index `start` on (the adjustment pairs come before),
+    split by article: (train ids, test ids, label of id, article of id, category names)."""
+    from babelmap.analysis.probe import split_by_article
+    from babelmap.analysis.topics import CATEGORIES, read_flores_topics
+    lab = read_flores_topics(flores / "metadata_dev.tsv").labelled()
+    keep = [i for i, s in enumerate(lab.sentence_ids) if int(s.split(":")[1]) > start]
+    ids = [lab.sentence_ids[i] for i in keep]
+    arts = [lab.articles[i] for i in keep]
+    y = [CATEGORIES.index(lab.categories[i]) for i in keep]
+    tr, te = split_by_article(arts, y, test_fraction=test_fraction, seed=seed)
+    label = dict(zip(ids, y))
+    article = dict(zip(ids, arts))
+    return [s for s, t in zip(ids, tr) if t], [s for s, t in zip(ids, te) if t], label, article, list(CATEGORIES)
+
+
+def train_alignment(corpus, work: Path, layer: int):
+    """The base model's mutual-argmax links at `layer` on the adjustment pairs (cached)."""
+    from babelmap.engine.alignments import read_pharaoh
+    from babelmap.engine.words import extract_words, open_words
+    from babelmap.kernels.align import align_store
+    path = work / "train-eng-deu.align"
+    if not path.exists():
+        ws_path = extract_words(corpus, work / "words-train-base.h5", None, prefix=PREFIX)
+        with open_words(ws_path) as ws:
+            align_store(ws, ENG, DEU, layer=layer).save(path)
+    return read_pharaoh(path, keep_one_to_one=False)
+
+
+def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_langs: set[str],
+                      batch_size: int = 16) -> tuple[dict, dict]:
+    """One forward pass per batch (prefix `query: `) gives, per language: the mean-pooled
+    last-layer sentence embeddings [n, H], the classification head's predictions (a checkpoint
+    from `finetune` only) and, for `word_langs`, every word's embedding at every hidden state
+    (sub-word mean, unicode segmentation: what `babelmap words` stores).
+    Returns (features {"X_<lang>", "pred_<lang>"}, words {lang: (offsets, tokens, emb [K,N,H], valid)})."""
+    import torch
+    from tqdm.auto import tqdm
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+    from babelmap.analysis.forgetting import masked_mean
+    from babelmap.engine.models import load_model
+    from babelmap.engine.words import pooling_matrix, segment
+    head = model_dir is not None and (Path(model_dir) / "babelmap_finetune.json").exists()
+    if head:
+        tok = AutoTokenizer.from_pretrained(model_dir)
+        net = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+    else:
+        lm = load_model(model_dir, device="cpu", prefix=PREFIX)
+        tok, net = lm.tokenizer, lm.model.eval()
+    feats, words = {}, {}
+    for lang, tx in texts.items():
+        X, P, offs, toks, embs, valid = [], [], [0], [], [], []
+        for a in tqdm(range(0, len(tx), batch_size), desc=f"encode {lang}", leave=False):
+            chunk = tx[a:a + batch_size]
+            enc = tok([PREFIX + t for t in chunk], padding=True, truncation=True, max_length=256,
+                      return_offsets_mapping=True, return_tensors="pt")
+            offsets = enc.pop("offset_mapping").tolist()
+            with torch.inference_mode():
+                out = net(**enc, output_hidden_states=True)
+            hs = torch.stack(out.hidden_states, 1).float().numpy()          # [B, K, T, H]
+            X.append(masked_mean(hs[:, -1], enc["attention_mask"].numpy()))
+            if head:
+                P.append(out.logits.argmax(-1).numpy())
+            if lang in word_langs:
+                for b, t in enumerate(chunk):
+                    spans = segment(t, "unicode")
+                    W, v = pooling_matrix(spans, offsets[b], len(PREFIX), "mean", PREFIX + t)
+                    embs.append(np.einsum("nt,kth->knh", W, hs[b]))
+                    toks += [t[i:j] for i, j in spans]
+                    valid.append(v)
+                    offs.append(offs[-1] + len(spans))
+        feats[f"X_{lang}"] = np.concatenate(X)
+        if head:
+            feats[f"pred_{lang}"] = np.concatenate(P)
+        if lang in word_langs:
+            words[lang] = (np.array(offs), toks, np.concatenate(embs, axis=1), np.concatenate(valid))
+    return feats, words
+
+
+def build_parser() -> argparse.ArgumentParser:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("stage", nargs="?", default="all", choices=("all", "train", "eval", "report"),
+                    help="train: the three trained checkpoints; eval: measures of --checkpoints; "
+                         "report: table, JSON, figures (all: everything, in order)")
+    ap.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=CHECKPOINTS)
+    ap.add_argument("--work", type=Path, default=Path("/tmp/babelmap-forgetting"))
+    ap.add_argument("--flores", type=Path, default=FLORES)
+    ap.add_argument("--train-pairs", type=int, default=300, help="adjustment pairs: dev sentences 1..N")
+    ap.add_argument("--adjust-steps", type=int, default=25, help="adjustment steps of 8 pairs")
+    ap.add_argument("--layer", type=int, default=8, help="layer of the base model's links")
+    ap.add_argument("--adjust-lr", type=float, default=1e-4)
+    ap.add_argument("--ft-sentences", type=int, default=192, help="English train sentences (seeded sample)")
+    ap.add_argument("--ft-epochs", type=int, default=2)
+    ap.add_argument("--ft-lr", type=float, default=1e-4)
+    ap.add_argument("--ft-batch", type=int, default=16)
+    ap.add_argument("--alpha", type=float, default=1.0, help="weight of the alignment loss in the continual run")
+    ap.add_argument("--align-batch", type=int, default=4, help="aligned pairs per continual step")
+    ap.add_argument("--test-fraction", type=float, default=0.3)
+    ap.add_argument("--distant", default="jpn_Jpan")
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--wait", action="store_true", help="eval: wait for a checkpoint still being trained")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forgetting.json")
+    ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
+    return ap
+
+
+class Study:
+    """The corpus, the splits and the paths every stage shares."""
+
+    def __init__(self, args):
+        from babelmap.engine.corpora import read_corpus
+        self.args, self.work = args, args.work
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.flores = read_corpus(args.flores / "dev", "flores")
+        self.adj_corpus = self.flores.select(languages=[ENG, DEU], sentence_ids=self.flores.sentence_ids[:args.train_pairs])
+        tr, self.te_ids, self.label, self.article, self.names = topic_split(args.flores, args.train_pairs,
+                                                                            args.test_fraction, args.seed)
+        rng = np.random.default_rng(args.seed)
+        pick = sorted(rng.choice(len(tr), size=min(args.ft_sentences, len(tr)), replace=False))
+        self.tr_ids = [tr[i] for i in pick]
+        self.dirs = {"base": None, "adjusted": str(self.work / "adjusted"),
+                     "finetuned": str(self.work / "finetuned"), "continual": str(self.work / "continual")}
+        self.langs = [ENG, DEU, FRA, args.distant]
+
+    def text(self, lang: str) -> dict[str, str]:
+        return dict(zip(self.flores.sentence_ids, self.flores.text(lang)))
+
+
+def train(st: Study, timing: dict) -> None:
+    """adjusted, finetuned, continual (each skipped when its checkpoint exists)."""
+    from babelmap.training.adjust import adjust
+    from babelmap.training.continual import ContinualAlignment
+    from babelmap.training.finetune import finetune
+    from babelmap.training.loss import Collator, build_examples
+    args, work = st.args, st.work
+    adj_dir = work / "adjusted"
+    alignment = train_alignment(st.adj_corpus, work, args.layer)
+    examples = build_examples(st.adj_corpus, ENG, DEU, alignment)
+    if not (adj_dir / "config.json").exists():
+        t = time.time()
+        log(f"adjusting: {len(examples)} pairs, {len(alignment)} links, {args.adjust_steps} steps of 8")
+        res = adjust(None, st.adj_corpus, ENG, DEU, adj_dir, alignment=alignment, layer=args.layer,
+                     max_steps=args.adjust_steps, batch_size=8, lr=args.adjust_lr, reg_weight=1.0, seed=args.seed,
+                     device="cpu", freeze_embeddings=True, prefix=PREFIX, eval_examples=examples[:16],
+                     eval_corpus=st.adj_corpus.select(first=16), overwrite=True)
+        timing["adjust_s"] = time.time() - t
+        log(f"adjusted: {res.steps} steps, {res.before} -> {res.after}")
+    eng = st.text(ENG)
+    # finetune() tokenises the text as given: the E5 prefix goes into the file
+    train_tsv = work / "topics-eng-train.tsv"
+    train_tsv.write_text("".join(f"{PREFIX}{eng[s]}\t{st.names[st.label[s]]}\n" for s in st.tr_ids),
+                         encoding="utf-8")
+    kw = dict(epochs=args.ft_epochs, lr=args.ft_lr, batch_size=args.ft_batch, seed=args.seed, device="cpu",
+              max_length=256, freeze_embeddings=True, overwrite=True)
+    if not (work / "finetuned" / "config.json").exists():
+        t = time.time()
+        log("fine-tuning (task loss only)")
+        r = finetune(adj_dir, train_tsv, work / "finetuned", **kw)
+        timing["finetune_s"] = time.time() - t
+        log(f"finetuned: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}")
+    if not (work / "continual" / "config.json").exists():
+        from transformers import AutoModel, AutoTokenizer
+        t = time.time()
+        log("fine-tuning with the alignment loss (continual)")
+        tok = AutoTokenizer.from_pretrained(str(adj_dir))
+        reference = AutoModel.from_pretrained(str(adj_dir))        # the adjusted encoder, frozen
+        extra = ContinualAlignment(examples, Collator(tok, PREFIX, 256), alpha=args.alpha, reference=reference,
+                                   reg_weight=1.0, batch_size=args.align_batch, seed=args.seed)
+        r = finetune(adj_dir, train_tsv, work / "continual", extra_loss=extra, **kw)
+        timing["continual_s"] = time.time() - t
+        log(f"continual: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}, "
+            f"last alignment terms {extra.parts}")
+    (work / "timing-train.json").write_text(json.dumps(timing))
+
+
+def evaluate(st: Study, name: str, wait: bool) -> None:
+    """Features (probe/head) and the word store of one checkpoint on the held-out sentences."""
+    from babelmap.engine.words import write_word_store
+    d = st.dirs[name]
+    while wait and d is not None and not (Path(d) / "config.json").exists():
+        time.sleep(20)
+    cache, ws = st.work / f"features-{name}.npz", st.work / f"words-{name}.h5"
+    if cache.exists() and ws.exists():
+        return
+    t = time.time()
+    log(f"evaluating {name}")
+    texts = {l: [st.text(l)[s] for s in st.te_ids] for l in st.langs}
+    if name in ("base", "adjusted"):  # no head: the probe trains on English train embeddings
+        texts["train_" + ENG] = [st.text(ENG)[s] for s in st.tr_ids]
+    feats, words = encode_checkpoint(d, texts, {ENG, DEU, FRA})
+    write_word_store(ws, st.te_ids, words, attrs={"model": str(d or "default"), "prefix": PREFIX,
+                                                  "pooling": "mean", "segmentation": "unicode"})
+    np.savez(cache, **feats)
+    (st.work / f"timing-eval-{name}.json").write_text(json.dumps({"seconds": time.time() - t}))
+    log(f"evaluated {name} in {time.time() - t:.0f} s")
+
+
+def report(st: Study) -> dict:
+    from babelmap.analysis.forgetting import accuracy_with_interval, layer_row, zero_shot
+    from babelmap.analysis.wordalign import analyse, store_alignment
+    from babelmap.engine.words import open_words
+    args, work, langs = st.args, st.work, st.langs
+    y_te = np.array([st.label[s] for s in st.te_ids])
+    y_tr = np.array([st.label[s] for s in st.tr_ids])
+    groups = [st.article[s] for s in st.te_ids]
+    feats = {n: dict(np.load(work / f"features-{n}.npz")) for n in CHECKPOINTS}
+    topic: dict[str, dict] = {}
+    # the probe on English train embeddings of base/adjusted; the fine-tuned checkpoints' own head
+    for n in ("base", "adjusted"):
+        z = feats[n]
+        topic[n] = {"probe": zero_shot(z["X_train_" + ENG], y_tr, {l: z[f"X_{l}"] for l in langs}, y_te, groups,
+                                       len(st.names), seed=args.seed)}
+    for n in ("finetuned", "continual"):
+        topic[n] = {"head": {l: accuracy_with_interval(feats[n][f"pred_{l}"], y_te, groups, seed=args.seed)
+                             for l in langs}}
+    majority = np.bincount(y_tr).argmax()
+    chance = accuracy_with_interval(np.full(len(y_te), majority), y_te, groups, seed=args.seed)
+    words = {n: str(work / f"words-{n}.h5") for n in CHECKPOINTS}
+    word_rows, align_lines = {}, {}
+    with open_words(words["base"]) as ws_base:
+        for tgt in (DEU, FRA):
+            al, line = store_alignment(ws_base, ENG, tgt, layer=args.layer)
+            align_lines[tgt] = line
+            word_rows[tgt] = analyse(words, al, ENG, tgt, seed=args.seed, raw_layers=[], progress=False).rows
+    K = max(r["layer"] for r in word_rows[DEU]) + 1
+    print(f"\nword measures, held-out test articles ({len(st.te_ids)} sentences); links: base model, layer {args.layer}")
+    print(f"{'pair':9} {'checkpoint':10} " + " ".join(f"L{k} cos/gap/ret".rjust(20) for k in (4, 8, K - 1)))
+    for tgt in (DEU, FRA):
+        for n in CHECKPOINTS:
+            cells = [layer_row(word_rows[tgt], n, k) for k in (4, 8, K - 1)]
+            print(f"eng-{tgt[:3]:5} {n:10} " + " ".join(
+                f"{c['cos_aligned']:.3f}/{c['cos_diff']:.3f}/{c['retrieval']:.3f}".rjust(20) for c in cells))
+    print(f"\nzero-shot topic accuracy, {len(st.te_ids)} test sentences (majority class {chance['accuracy']:.3f})")
+    print(f"{'checkpoint':10} {'how':6} " + " ".join(l.rjust(18) for l in langs))
+    for n in CHECKPOINTS:
+        for how, acc in topic[n].items():
+            print(f"{n:10} {how:6} " + " ".join(
+                f"{acc[l]['accuracy']:.3f} [{acc[l]['low']:.2f},{acc[l]['high']:.2f}]".rjust(18) for l in langs))
+    rec = {n: json.loads((Path(st.dirs[n]) / "babelmap_finetune.json").read_text()) for n in ("finetuned", "continual")}
+    adj = json.loads((work / "adjusted" / "babelmap_model.json").read_text())
+    timing = {}
+    for f in sorted(work.glob("timing-*.json")):
+        timing[f.stem] = json.loads(f.read_text())
+    return {
+        "study": "forgetting (issue 18 item 5)", "model": "multilingual-e5-small-q4 (embedded default)",
+        "seed": args.seed, "single_seed": True, "threads": args.threads, "load_average": list(os.getloadavg()),
+        "cpu_count": os.cpu_count(),
+        "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
+        "adjust": {k: adj.get(k) for k in ("src", "tgt", "n_pairs", "n_links", "steps", "batch_size", "lr",
+                                           "reg_weight", "freeze_embeddings", "before", "after", "loss_first",
+                                           "loss_last")},
+        "topic_task": {"categories": st.names, "train_sentences": len(st.tr_ids), "test_sentences": len(st.te_ids),
+                       "train_articles": len({st.article[s] for s in st.tr_ids}),
+                       "test_articles": len(set(groups)),
+                       "split": f"labelled dev sentences after {args.train_pairs}, by article, test fraction "
+                                f"{args.test_fraction}, seed {args.seed}; train = seeded sample of "
+                                f"{len(st.tr_ids)} sentences of the train articles",
+                       "majority_class_accuracy": chance},
+        "finetune": {n: {k: rec[n].get(k) for k in ("epoch_loss", "train_accuracy", "settings", "seconds")}
+                     for n in rec},
+        "alignment_eval": align_lines, "word_measures": word_rows, "topic_accuracy": topic, "timing_s": timing,
+    }
+
+
+def main(argv=None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+    torch.set_num_threads(args.threads)
+    st = Study(args)
+    if args.stage in ("all", "train"):
+        train(st, {})
+    if args.stage in ("all", "eval"):
+        for n in args.checkpoints:
+            evaluate(st, n, args.wait)
+    if args.stage in ("all", "report"):
+        result = report(st)
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = args.out.with_name(f".{args.out.name}.tmp")
+        tmp.write_text(json.dumps(result, indent=1) + "\n")
+        os.replace(tmp, args.out)
+        plot(result, args.figures, st.langs)
+        log(f"wrote {args.out}")
+    return 0
+
+
+def plot(result: dict, folder: Path, langs: list[str]) -> None:
+    """forgetting_words.png (aligned cosine distance, unrelated - aligned gap, retrieval per layer,
+    eng-deu and eng-fra) and forgetting_topics.png (zero-shot accuracy with intervals)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    folder.mkdir(parents=True, exist_ok=True)
+    colours = dict(zip(CHECKPOINTS, ("tab:grey", "tab:blue", "tab:red", "tab:green")))
+    fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
+    for i, tgt in enumerate((DEU, FRA)):
+        rows = result["word_measures"][tgt]
+        for j, (metric, title) in enumerate((("cos_aligned", "aligned cosine distance"),
+                                             ("cos_diff", "unrelated - aligned (cosine)"),
+                                             ("retrieval", "word retrieval"))):
+            ax = axes[i, j]
+            for name in CHECKPOINTS:
+                pts = sorted((r["layer"], r[metric]) for r in rows if r["checkpoint"] == name)
+                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name, color=colours[name])
+            ax.set_title(f"eng-{tgt[:3]}: {title}", fontsize=10)
+            ax.grid(alpha=0.3)
+            if i == 1:
+                ax.set_xlabel("layer")
+    axes[0, 0].legend(fontsize=8)
+    fig.suptitle("Forgetting: held-out FLORES test articles, multilingual-e5-small-q4 (one seed; "
+                 "eng-fra not adjusted)", fontsize=10)
+    fig.tight_layout()
+    fig.savefig(folder / "forgetting_words.png", dpi=110)
+    plt.close(fig)
+
+    fig, ax = plt.subplots(figsize=(9, 4))
+    bars = [(n, h) for n in CHECKPOINTS for h in ("probe", "head") if h in result["topic_accuracy"][n]]
+    width = 0.8 / len(bars)
+    for b, (n, h) in enumerate(bars):
+        acc = [result["topic_accuracy"][n][h][l] for l in langs]
+        x = np.arange(len(langs)) + (b - len(bars) / 2 + 0.5) * width
+        ax.bar(x, [a["accuracy"] for a in acc], width, color=colours[n], alpha=1.0 if h == "head" else 0.55,
+               hatch=None if h == "probe" else "//", label=f"{n} ({h})")
+        ax.errorbar(x, [a["accuracy"] for a in acc], yerr=[[a["accuracy"] - a["low"] for a in acc],
+                                                             [a["high"] - a["accuracy"] for a in acc]],
+                    fmt="none", ecolor="black", lw=0.8)
+    ax.set_xticks(np.arange(len(langs)), langs)
+    ax.set_ylabel("topic accuracy (7 classes)")
+    ax.set_title("Zero-shot topic accuracy on held-out articles (trained on English; 95% article bootstrap)",
+                 fontsize=10)
+    ax.legend(fontsize=7, ncol=3)
+    ax.grid(axis="y", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(folder / "forgetting_topics.png", dpi=110)
+    plt.close(fig)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
