@@ -9,8 +9,8 @@ shared sentences is one Gram matrix over the concatenated (sentence, hidden) axi
 G_k = X_k X_k^T with X_k = [L, S*H], and count is the Gram of the presence mask P P^T. So all
 pairs of all layers are BLAS-3 products, accumulated over sentence blocks of the store (blocks
 aligned to its HDF5 chunks), while a background thread reads the next block. G_k is symmetric:
-only its upper triangle is computed (BLAS syrk, half a GEMM's work; torch: blocked halves) and
-mirrored at the end. Only the hidden states asked for are read from disk.
+only its upper triangle is computed (BLAS syrk for the NumPy backend; GEMMs on blocked halves
+through torch for the default and GPU backends: 5/8 of a full GEMM's work) and mirrored at the end. Only the hidden states asked for are read from disk.
 
 Conventions: the diagonal is 1 (with count = the language's number of sentences); a pair that
 shares no sentence has count 0 and sim NaN (also on the diagonal of a language without any
@@ -173,12 +173,21 @@ def symmetrise_upper(G: np.ndarray) -> np.ndarray:
 class HybridGram(NumpyGram):
     """The CPU default: one fused Numba pass for the element-wise work (float16 decode, norms in
     float64, scaling, masking: measured ~2x faster than the NumPy sequence and ~4x faster than
-    torch's CPU element-wise kernels here) and BLAS syrk for the Gram (one triangle: the
-    benchmark's floor); zero-copy between the two, one reused layer buffer."""
+    torch's CPU element-wise kernels here) and one triangle of the Gram through torch/MKL GEMMs
+    on blocked halves (`torch_kernels.syrk_upper_torch`: in CPU time as fast as OpenBLAS's
+    ssyrk at 1000 languages and twice as fast at 600 on this machine, see
+    benchmarks/bench_similarity.py); zero-copy between the two, one reused layer buffer."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        import torch
+
+        from babelmap.kernels.torch_kernels import syrk_upper_torch
+        self.torch, self._tri = torch, syrk_upper_torch
         self._buf = None
+
+    def _gram(self, X: np.ndarray) -> np.ndarray:
+        return self._tri(self.torch.from_numpy(np.ascontiguousarray(X))).numpy()
 
     def _normalised(self, raw: np.ndarray, present: np.ndarray, kpos: int) -> np.ndarray:
         from babelmap.kernels.numba_kernels import normalise_layer
@@ -313,7 +322,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
     else blocks); the unit is recorded in the result's attrs.
     center: subtract each layer's mean embedding over the selected languages and present sentences
     (one extra pass) before normalising; off by default (not the reference measure).
-    backend (CPU only): "hybrid" (default: fused Numba element-wise pass + BLAS syrk, `HybridGram`;
+    backend (CPU only): "hybrid" (default: fused Numba element-wise pass + torch/MKL triangle, `HybridGram`;
     "torch" is its former name), "numpy" (NumPy + BLAS syrk) or "torch-all" (the GPU code path,
     `TorchGram`, run on the CPU); the GPU always uses TorchGram. See the module docstring for the
     memory bound. measure: "cosine-mean" here; "mexa" and "retrieval@K" go to
