@@ -22,8 +22,8 @@ def add_corpus_arguments(p: argparse.ArgumentParser, *, langs: bool = True, lang
     if langs:
         p.add_argument("--langs", nargs="+", metavar="GLOB", required=langs_required,
                        help="languages to keep: ids or globs ('deu_*')")
-    p.add_argument("--split", metavar="SPLIT", help="FLORES split to read: dev (default), devtest or "
-                   "dev+devtest; recorded in the store")
+    p.add_argument("--split", metavar="SPLIT", help="split to read: FLORES dev (default), devtest or "
+                   "dev+devtest; FLEURS train, dev (default) or test; recorded in the store")
     p.add_argument("--max-sentences", type=int, metavar="N", help="only the first N sentences (after "
                    "--min-languages)")
     p.add_argument("--min-languages", type=int, metavar="K",
@@ -65,7 +65,7 @@ def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None
     split = getattr(args, "split", None)
     if split is not None:
         if args.format not in ("flores", "fleurs"):  # fleurs: train, dev (default) or test
-            raise CorpusError(f"--split is for --format flores, not {args.format}")
+            raise CorpusError(f"--split is for --format flores or fleurs, not {args.format}")
         opts["split"] = split
     if args.format == "plain" and pattern:
         opts["langs"] = pattern            # a file named by a common word is read only when named here
