@@ -97,11 +97,12 @@ def model_key(model: str | None) -> dict:
     """What identifies the model for the fingerprint: the name, or a checkpoint's content hash."""
     if model is None or model in ("default", "multilingual-e5-small-q4"):
         return {"model": "default"}
+    from babelmap.engine.models.loading import fingerprint_dir, resolve_model_dir
     p = Path(model)
     if p.is_dir():
-        from babelmap.engine.models.loading import fingerprint_dir
         return {"model": str(p.resolve()), "content": fingerprint_dir(p)}
-    return {"model": str(model)}
+    folder, commit = resolve_model_dir(str(model))  # a hub id: follow its resolved commit
+    return {"model": str(model), "revision": commit, "content": fingerprint_dir(folder, commit=commit)}
 
 
 def safe_name(name: str) -> str:
