@@ -227,6 +227,41 @@ def analyse(args) -> None:
     print(f"wrote {path} and {RESULTS / 'probe_flores200_grid.h5'}")
 
 
+def report(args) -> None:
+    """Markdown tables of a recorded run (benchmarks/results/probe_flores200.json) for docs/probe.md."""
+    r = json.loads(Path(args.json).read_text())
+    g = r["grid_attrs"]
+    print(f"{r['languages']} languages x {r['sentences']} sentences ({g['articles']} articles), "
+          f"{g['folds']}-fold by article, probe {g['probe']}; grid {r['grid_seconds']:.0f} s "
+          f"({sum(g['seconds_per_layer']) / len(g['seconds_per_layer']):.1f} s/layer), similarity "
+          f"{r['similarity_seconds']:.0f} s, whole analysis {r['total_seconds']:.0f} s, load {r['load_average'][0]:.1f}\n")
+    print("| layer | in-language | cross-lingual (mean off-diagonal) | from English | mPLM-Sim picks | English | oracle | mPLM-Sim - English [95% CI] |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---|")
+    for a, b in zip(r["per_layer"], r["mplm_sim_vs_english_by_layer"]):
+        print(f"| {a['layer']} | {100 * a['in_language']:.1f} | {100 * a['cross']:.1f} | {100 * a['from_english']:.1f} | "
+              f"{b['mplm_sim']:.1f} | {b['english']:.1f} | {b['oracle']:.1f} | {b['diff']:+.2f} [{b['low']:+.2f}, {b['high']:+.2f}] |")
+    for k, sel in r["selection"].items():
+        print(f"\nLayer {k}, each measure beside mPLM-Sim and English on the languages it covers "
+              f"(chosen = mean accuracy % of the source ranked first; paired bootstrap over targets, {r['n_boot']} resamples):\n")
+        print("| measure | targets | measure picks | mPLM-Sim picks | English | mPLM-Sim - measure [95% CI] | p | measure - English [95% CI] |")
+        print("|---|---:|---:|---:|---:|---|---:|---|")
+        for name, x in sel["pairwise"].items():
+            sm = {y["method"]: y for y in x["summary"]}
+            c, e = x["compare"], x["vs_english"]
+            print(f"| {name} | {x['targets']} | {sm[name]['chosen']:.2f} | {sm['mplm-sim']['chosen']:.2f} | "
+                  f"{sm['english']['chosen']:.2f} | {c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}] | {c['p']:.3f} | "
+                  f"{e['diff']:+.2f} [{e['low']:+.2f}, {e['high']:+.2f}] |")
+        cm = sel["common"]
+        print(f"\nLayer {k}, all methods on one common set ({cm['targets']} targets; left out for coverage: "
+              f"{', '.join(cm['left_out_methods']) or 'none'}):\n")
+        print("| method | chosen | oracle - chosen | top@3 | NDCG | mPLM-Sim - method [95% CI] |")
+        print("|---|---:|---:|---:|---:|---|")
+        for x in cm["summary"]:
+            c = cm["compare"].get(x["method"])
+            ci = f"{c['diff']:+.2f} [{c['low']:+.2f}, {c['high']:+.2f}]" if c else ""
+            print(f"| {x['method']} | {x['chosen']:.2f} | {x['gap']:.2f} | {x['top@3']:.3f} | {x['ndcg']:.3f} | {ci} |")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="stage", required=True)
@@ -248,8 +283,10 @@ def main() -> None:
     a.add_argument("--n-boot", type=int, default=10000)
     a.add_argument("--no-mexa", action="store_true")
     a.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a loaded CPU)")
+    r = sub.add_parser("report")
+    r.add_argument("json", nargs="?", default=str(RESULTS / "probe_flores200.json"))
     args = ap.parse_args()
-    {"extract": extract, "analyse": analyse}[args.stage](args)
+    {"extract": extract, "analyse": analyse, "report": report}[args.stage](args)
 
 
 if __name__ == "__main__":
