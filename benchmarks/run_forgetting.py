@@ -122,12 +122,13 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--work", type=Path, default=Path("/tmp/babelmap-forgetting"))
     ap.add_argument("--flores", type=Path, default=FLORES)
     ap.add_argument("--train-pairs", type=int, default=300, help="adjustment pairs: dev sentences 1..N")
-    ap.add_argument("--adjust-steps", type=int, default=25, help="adjustment steps of 8 pairs")
+    ap.add_argument("--adjust-steps", type=int, default=12, help="adjustment steps of 8 pairs")
     ap.add_argument("--layer", type=int, default=8, help="layer of the base model's links")
-    ap.add_argument("--adjust-lr", type=float, default=1e-4)
-    ap.add_argument("--ft-sentences", type=int, default=192, help="English train sentences (seeded sample)")
+    ap.add_argument("--adjust-lr", type=float, default=2e-4)
+    ap.add_argument("--ft-sentences", type=int, default=128, help="English train sentences (seeded sample)")
+    ap.add_argument("--probe-sentences", type=int, default=192, help="English train sentences embedded for the probe")
     ap.add_argument("--ft-epochs", type=int, default=2)
-    ap.add_argument("--ft-lr", type=float, default=1e-4)
+    ap.add_argument("--ft-lr", type=float, default=2e-4)
     ap.add_argument("--ft-batch", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0, help="weight of the alignment loss in the continual run")
     ap.add_argument("--align-batch", type=int, default=4, help="aligned pairs per continual step")
@@ -152,9 +153,11 @@ class Study:
         self.adj_corpus = self.flores.select(languages=[ENG, DEU], sentence_ids=self.flores.sentence_ids[:args.train_pairs])
         tr, self.te_ids, self.label, self.article, self.names = topic_split(args.flores, args.train_pairs,
                                                                             args.test_fraction, args.seed)
-        rng = np.random.default_rng(args.seed)
-        pick = sorted(rng.choice(len(tr), size=min(args.ft_sentences, len(tr)), replace=False))
-        self.tr_ids = [tr[i] for i in pick]
+        # one seeded draw of train-article sentences: the first --probe-sentences embedded for the
+        # probe, the first --ft-sentences of the same draw (a subset) for fine-tuning and the probe
+        draw = np.random.default_rng(args.seed).choice(len(tr), size=min(args.probe_sentences, len(tr)), replace=False)
+        self.probe_ids = [tr[i] for i in sorted(draw)]
+        self.tr_ids = [tr[i] for i in sorted(draw[:args.ft_sentences])]
         self.dirs = {"base": None, "adjusted": str(self.work / "adjusted"),
                      "finetuned": str(self.work / "finetuned"), "continual": str(self.work / "continual")}
         self.langs = [ENG, DEU, FRA, args.distant]
@@ -223,7 +226,7 @@ def evaluate(st: Study, name: str, wait: bool) -> None:
     log(f"evaluating {name}")
     texts = {l: [st.text(l)[s] for s in st.te_ids] for l in st.langs}
     if name in ("base", "adjusted"):  # no head: the probe trains on English train embeddings
-        texts["train_" + ENG] = [st.text(ENG)[s] for s in st.tr_ids]
+        texts["train_" + ENG] = [st.text(ENG)[s] for s in st.probe_ids]
     feats, words = encode_checkpoint(d, texts, {ENG, DEU, FRA})
     write_word_store(ws, st.te_ids, words, attrs={"model": str(d or "default"), "prefix": PREFIX,
                                                   "pooling": "mean", "segmentation": "unicode"})
@@ -245,7 +248,9 @@ def report(st: Study) -> dict:
     # the probe on English train embeddings of base/adjusted; the fine-tuned checkpoints' own head
     for n in ("base", "adjusted"):
         z = feats[n]
-        topic[n] = {"probe": zero_shot(z["X_train_" + ENG], y_tr, {l: z[f"X_{l}"] for l in langs}, y_te, groups,
+        row = {s: i for i, s in enumerate(st.probe_ids)}
+        Xtr = z["X_train_" + ENG][[row[s] for s in st.tr_ids]]   # the fine-tuning sentences
+        topic[n] = {"probe": zero_shot(Xtr, y_tr, {l: z[f"X_{l}"] for l in langs}, y_te, groups,
                                        len(st.names), seed=args.seed)}
     for n in ("finetuned", "continual"):
         topic[n] = {"head": {l: accuracy_with_interval(feats[n][f"pred_{l}"], y_te, groups, seed=args.seed)

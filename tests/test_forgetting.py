@@ -186,3 +186,25 @@ def test_topic_split_keeps_articles_and_adjustment_pairs_apart():
     assert not {article[s] for s in tr} & {article[s] for s in te}
     assert min(int(s.split(":")[1]) for s in tr + te) > 300
     assert set(label[s] for s in tr) == set(range(len(names)))
+
+
+def test_study_encoder_matches_the_word_store_and_sentence_pooling(tiny_bert, tmp_path):
+    """The study's one-pass encoder gives what `extract_words` stores and what the store's mean
+    sentence pooling (`LoadedModel.embed`) gives, from the same forward pass."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_forgetting import PREFIX, encode_checkpoint
+
+    from babelmap.engine.models import load_model
+    from babelmap.engine.words import extract_words, open_words
+    texts = ["Hello world, again.", "A b c d.", "x"]
+    feats, words = encode_checkpoint(str(tiny_bert), {"eng_Latn": texts}, {"eng_Latn"}, batch_size=2)
+    corpus = ParallelCorpus("t", ["eng_Latn"], ["1", "2", "3"], [texts])
+    ref = open_words(extract_words(corpus, tmp_path / "w.h5", str(tiny_bert), prefix=PREFIX, progress=False,
+                                   store_dtype="float32"))
+    off, toks, emb, valid = words["eng_Latn"]
+    np.testing.assert_array_equal(off, ref.offsets("eng_Latn"))
+    for k in range(emb.shape[0]):
+        np.testing.assert_allclose(emb[k], ref.embeddings("eng_Latn", k), rtol=1e-4, atol=1e-5)
+    lm = load_model(str(tiny_bert), device="cpu", prefix=PREFIX)
+    pooled = lm.embed(lm.tokenize(texts), "mean", layers=[-1])[:, 0].numpy()
+    np.testing.assert_allclose(feats["X_eng_Latn"], pooled, rtol=1e-4, atol=1e-5)
