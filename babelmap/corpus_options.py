@@ -53,9 +53,11 @@ def sentence_slice(corpus, spec: str | None):
     return corpus.select(sentence_ids=corpus.sentence_ids[slice(a, b)])
 
 
-def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None = None):
+def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None = None,
+                     check_alignment: bool = True):
     """The corpus of `--corpus/--format` with the selection the options ask for. `langs`
-    (ids or globs) overrides `--langs`; `sentences` overrides `--sentences`."""
+    (ids or globs) overrides `--langs`; `sentences` overrides `--sentences`; `check_alignment`
+    lets the reader warn of same-count shifts."""
     from babelmap.engine.corpora import read_corpus
     from babelmap.engine.errors import CorpusError
     if args.corpus is None and args.format != "cldr":
@@ -69,7 +71,8 @@ def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None
         opts["split"] = split
     if args.format == "plain" and pattern:
         opts["langs"] = pattern            # a file named by a common word is read only when named here
-    corpus = read_corpus(args.corpus, args.format, skip_bad=getattr(args, "skip_bad", False), **opts)
+    corpus = read_corpus(args.corpus, args.format, skip_bad=getattr(args, "skip_bad", False),
+                         check_alignment=check_alignment, **opts)
     spec = sentences if sentences is not None else getattr(args, "sentences", None)
     if spec:
         corpus = corpus.select(pattern=pattern)

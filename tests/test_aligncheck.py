@@ -123,3 +123,26 @@ def test_real_ebible_planted_and_versification_shift(ebible_dir: Path) -> None:
     covered = sum(s.n_sentences for s in found)
     assert covered >= 0.9 * (b - a) and found[0].first_id in ("MRK 14:24", "MRK 14:25", "MRK 14:26")
     assert found[0].first_line == a + 1 and "eng-engwebp.txt" in found[0].file
+
+
+def test_check_command_on_a_corpus_alone(tmp_path: Path) -> None:
+    """`babelmap check --corpus` (no store): exit 1 with the shifted span's file and lines, exit 0 when clean."""
+    import subprocess
+    import sys
+    eng = [f"{'word ' * (3 + (i * 7) % 23)}end {i}." for i in range(120)]
+    deu = list(eng)
+    del deu[30]
+    deu.insert(90, "ein eingefuegter Satz.")
+    bad, good = tmp_path / "bad", tmp_path / "good"
+    for folder, other in ((bad, deu), (good, eng)):
+        folder.mkdir()
+        (folder / "eng_Latn.txt").write_text("\n".join(eng) + "\n", encoding="utf-8")
+        (folder / "deu_Latn.txt").write_text("\n".join(other) + "\n", encoding="utf-8")
+    cmd = [sys.executable, "-m", "babelmap", "check", "--format", "plain", "--corpus"]
+    r = subprocess.run(cmd + [str(bad)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 1, r.stderr
+    assert "Traceback" not in r.stderr
+    flagged = [l for l in r.stderr.splitlines() if "possible misalignment" in l]
+    assert len(flagged) == 1 and "deu_Latn.txt, lines 31-90" in flagged[0] and "language deu_Latn" in flagged[0]
+    r = subprocess.run(cmd + [str(good)], capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0 and "no shifted spans" in r.stdout, r.stderr

@@ -173,3 +173,15 @@ def test_sentences_are_stripped_and_the_normalisation_recorded(tmp_path: Path) -
     c = read_corpus(_write(tmp_path / "c", files), "plain")
     assert c.text("deu_Latn") == ["Hallo Welt", "Guten Morgen", None, "Auf Wiedersehen"]
     assert c.normalization == "strip" and c.provenance()["normalization"] == "strip"
+
+
+def test_two_files_extra_blank_line_named_at_its_line(tmp_path: Path) -> None:
+    """With no majority (2 files, 20 vs 21 lines) the error still names the blank line 10, not line 21."""
+    d = tmp_path / "c"
+    d.mkdir()
+    lines = [f"sentence number {i}" for i in range(1, 21)]
+    (d / "eng_Latn.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    (d / "deu_Latn.txt").write_text("\n".join(lines[:9] + [""] + lines[9:]) + "\n", encoding="utf-8")
+    with pytest.raises(CorpusError) as e:
+        read_corpus(d, "plain")
+    assert e.value.line == 10 and e.value.language == "deu_Latn" and "line 10 is blank" in str(e.value)

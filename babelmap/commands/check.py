@@ -9,17 +9,20 @@ HELP = ("verify a store by content: per-block sha256 recorded at extraction, pro
         "shards' records, completeness, mask/token consistency, NaN/Inf, shapes")
 EXAMPLE = """babelmap check flores.h5
 babelmap check flores.h5 --corpus ../shared/data/flores200/dev --format flores   # also against the corpus
-babelmap check flores.h5 --pack flores-single.h5   # verify, then write a self-contained one-file copy"""
+babelmap check flores.h5 --pack flores-single.h5   # verify, then write a self-contained one-file copy
+babelmap check --corpus bible/ --format ebible     # no store: look for same-count shifts in the corpus (no model)"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("store", help="the store (HDF5) to verify")
+    p.add_argument("store", nargs="?", help="the store (HDF5) to verify (leave out to check only --corpus)")
     p.add_argument("--corpus", help="also verify against this corpus (languages, sentences, mask, fingerprint)")
     p.add_argument("--format", help="format of --corpus")
     p.add_argument("--langs", nargs="+", metavar="GLOB", help="the --langs the store was extracted with")
     p.add_argument("--max-sentences", type=int, help="the --max-sentences the store was extracted with")
     p.add_argument("--min-languages", type=int, help="the --min-languages the store was extracted with")
     p.add_argument("--skip-bad", action="store_true", help="read the corpus as extract --skip-bad did")
+    p.add_argument("--pivot", help="with --corpus: the language the shift check compares against (default: the "
+                   "consensus of all languages)")
     p.add_argument("--pack", metavar="FILE", help="after a clean check, write a self-contained single-file copy "
                    "of the store (no <store>.shards/ folder needed) to FILE")
 
@@ -32,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
         if not args.format:
             raise CorpusError("--corpus needs --format")
         from babelmap.corpus_options import corpus_from_args
-        corpus = corpus_from_args(args)
+        corpus = corpus_from_args(args, check_alignment=args.store is not None)
+    elif args.store is None:
+        raise CorpusError("give a store to check, or --corpus PATH --format FMT to check a corpus's alignment")
+    if args.store is None:
+        return _check_corpus_alignment(corpus, args.pivot)
     defects = check_store(args.store, corpus=corpus, progress=sys.stderr.isatty())
     if defects:
         for d in defects:
@@ -65,4 +72,19 @@ def run(args: argparse.Namespace) -> int:
             return 1
         print(describe_store(args.pack))
         print(f"packed into {args.pack}: checksums verified")
+    return 0
+
+
+def _check_corpus_alignment(corpus, pivot: str | None) -> int:
+    """Print every span whose sentence lengths look shifted (Gale-Church style, no model); exit 1 if any."""
+    from babelmap.engine.corpora.aligncheck import find_shifts
+    suspects = find_shifts(corpus, pivot=pivot)
+    for s in suspects:
+        print(s.message, file=sys.stderr)
+    n = len(corpus.languages)
+    if suspects:
+        print(f"{corpus.name}: {len(suspects)} suspect span(s) in {len({s.language for s in suspects})} of {n} "
+              "languages; look at those lines, fix the files, and check again", file=sys.stderr)
+        return 1
+    print(f"{corpus.name}: {n} languages x {len(corpus.sentence_ids)} sentences: no shifted spans found")
     return 0

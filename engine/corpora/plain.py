@@ -46,9 +46,15 @@ def check_line_counts(counts: dict[str, int], files: dict[str, str], skips: Skip
     expected = common[0][0]
     if len(common) > 1 and common[0][1] == common[1][1]:
         listing = ", ".join(f"{Path(files[l]).name} {n}" for l, n in sorted(counts.items()))
+        blanks = {l: first_blank_line(rows[l]) for l in sorted(counts)} if rows is not None else {}
+        longest = max(counts.values())
+        suspect = next((l for l, b in blanks.items() if b and counts[l] == longest), None)
+        where = (f"; {Path(files[suspect]).name} line {blanks[suspect]} is blank (an extra line there shifts every "
+                 "later one)") if suspect else ""
         raise CorpusError(f"line counts disagree and no count is in the majority ({listing}): "
-                          "cannot tell which file is misaligned", file=files[sorted(counts)[0]],
-                          hint="make every file have one line per sentence")
+                          f"cannot tell which file is misaligned{where}",
+                          file=files[suspect or sorted(counts)[0]], line=blanks.get(suspect) if suspect else None,
+                          language=suspect, hint="make every file have one line per sentence")
     bad = set()
     for lang, n in sorted(counts.items()):
         if n != expected:
