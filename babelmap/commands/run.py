@@ -1,5 +1,6 @@
-"""`babelmap run`: the whole pipeline (corpus -> store -> similarity -> measures ->
-correlation -> clusters -> figures -> report) in one results folder; reruns reuse what is done."""
+"""`babelmap run`: the whole pipeline (corpus -> store -> similarity [+ alignment measures] ->
+measures -> correlation -> clusters -> figures -> [transfer, probe] -> report) in one results
+folder; reruns reuse what is done."""
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,8 @@ HELP = "run the whole pipeline (default: the embedded model on the CLDR corpus) 
 EXAMPLE = """babelmap run                                   # embedded defaults -> results/default/report.md
 babelmap run --corpus ../shared/data/flores200/dev --format flores --langs 'eng_*' 'deu_*' 'fra_*' \\
     --max-sentences 200 --glottolog ../shared/data/glottolog --out results/flores
+babelmap run --corpus ../shared/data/flores200 --format flores --langs eng_Latn deu_Latn fra_Latn ... \
+    --alignment mexa retrieval@1 --probe --out results/probe   # + MEXA, retrieval, topic-probe grid
 (run it again: finished stages are reused; --force recomputes everything)"""
 
 
@@ -35,6 +38,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--linkage", default="complete", help="complete (default), average, single, weighted, ward")
     p.add_argument("--transfer", metavar="CSV", help="long-format transfer results (e.g. xpos udpos-ft-10000.csv): "
                    "evaluate source-language selection by the model's similarity, each measure and English")
+    p.add_argument("--alignment", nargs="+", default=[], metavar="A",
+                   help="model alignment measures beside cosine-mean, each from the store into "
+                   "similarity-<A>.h5 and correlated with the linguistic measures: mexa, retrieval@K")
+    p.add_argument("--probe", action="store_true", help="FLORES only: the topic-probe transfer grid from the "
+                   "store (source x target x layer) and source selection evaluated on it")
     p.add_argument("--no-figures", action="store_true", help="no figures")
     p.add_argument("--force", action="store_true", help="recompute every stage")
     p.add_argument("--no-progress", action="store_true", help="no progress output")
@@ -54,7 +62,7 @@ def config_from_args(args: argparse.Namespace):
                      device=args.device, bootstrap=args.bootstrap, min_partners=args.min_partners,
                      clusters=args.clusters, linkage=args.linkage, skip_bad=args.skip_bad,
                      progress=not args.no_progress, force=args.force, figures=not args.no_figures,
-                     transfer=args.transfer)
+                     transfer=args.transfer, alignment=list(args.alignment), probe=args.probe)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -38,6 +38,8 @@ class RunConfig:
     force: bool = False
     figures: bool = True
     transfer: str | None = None
+    alignment: list[str] = field(default_factory=list)
+    probe: bool = False
 
 
 # boolean fields whose command-line flag is not `--<name>` (they are on by default)

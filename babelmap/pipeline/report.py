@@ -78,6 +78,92 @@ def _load_correlations(out: Path) -> dict:
     return load_correlations(p)
 
 
+def selection_tail(tdir: Path) -> list[str]:
+    """The paired-bootstrap table and what was left out, of a selection folder (compare.tsv,
+    excluded.json written by pipeline.stages.evaluate_selection)."""
+    import pandas as pd
+    lines: list[str] = []
+    cmp = pd.read_csv(tdir / "compare.tsv", sep="\t")
+    if len(cmp):
+        cmp["p"] = [f"< {1 / nb:.0e}" if p == 0 else f"{p:.3f}" for p, nb in zip(cmp["p"], cmp["n_boot"])]
+        lines += ["Paired bootstrap over targets (difference in mean chosen score, 95% interval):", "",
+                  df_table(cmp), ""]
+    ex = json.loads((tdir / "excluded.json").read_text()) if (tdir / "excluded.json").exists() else {}
+    if ex:
+        lines += [f"Left out ({len(ex)}): " + "; ".join(f"{k}: {v}" for k, v in list(ex.items())[:40])
+                  + (" ..." if len(ex) > 40 else ""), ""]
+    return lines
+
+
+def alignment_section(out: Path, s: RunSummary) -> list[str]:
+    """## Model alignment measures: per measure (MEXA, retrieval@K) its agreement with the
+    linguistic measures and, per layer, its mean, its correlation with cosine-mean over pairs
+    and its mean Pearson r with each linguistic measure."""
+    if not s.alignment:
+        return []
+    import pandas as pd
+    from babelmap.analysis.correlation import load_correlations
+    lines = ["## Model alignment measures", "",
+             "Computed for every language pair and layer from the same store, in the similarity result "
+             "format. *mexa*: share of shared sentences whose translation is the strict maximum of both its "
+             "row and its column of the pair's sentence cosine matrix (MEXA, Kargaran et al. 2024); "
+             "*retrieval@K*: share of sentences of the row language whose translation is among the K "
+             "nearest of the column language (one direction). Each is correlated with the linguistic "
+             "measures by the protocol above; *r vs cosine* = Pearson r with cosine-mean over language "
+             "pairs at the same layer.", ""]
+    for name, info in s.alignment.items():
+        adir = out / info["folder"]
+        if not (adir / "correlations.h5").exists():
+            continue
+        corrs = load_correlations(adir / "correlations.h5")
+        vs = pd.read_csv(adir / "vs_cosine.tsv", sep="\t")
+        lines += [f"### {name} (`{info['file']}`)", "",
+                  f"**Best layer: {info['best_layer']}** ({info['reason']}).", ""]
+        if corrs:
+            lines += [md_table(summary_rows(corrs), SUMMARY_HEADER), ""]
+        per = {n: dict(zip(c.layers, c.mean_pearson)) for n, c in corrs.items()}
+        rows = [[int(r.layer), float(r.mean), float(r.pearson_vs_cosine), float(r.spearman_vs_cosine)]
+                + [float(per[n].get(int(r.layer), float("nan"))) for n in per] for r in vs.itertuples()]
+        lines += ["Per layer:", "", md_table(rows, ["layer", f"mean {name}", "r vs cosine", "rho vs cosine"]
+                                            + [f"r {n}" for n in per]), ""]
+    return lines
+
+
+def probe_section(out: Path, s: RunSummary) -> list[str]:
+    """## Topic probe: the grid's per-layer accuracies and source selection evaluated on it."""
+    pdir = out / "probe"
+    if not s.probe or not (pdir / "by_layer.tsv").exists():
+        return []
+    import pandas as pd
+    p = s.probe
+    st = p.get("settings", {})
+    counts = p.get("counts") or {}
+    lines = ["## Topic probe (FLORES topics)", "",
+             f"A linear probe ({st.get('probe')}, alpha {st.get('alpha')}) on one source language's sentence "
+             f"embeddings at a layer, tested on every target language's embeddings of other articles "
+             f"(grouped {st.get('folds')}-fold over articles, answers pooled, seed {st.get('seed')}): "
+             f"{p.get('sentences')} labelled sentences from {p.get('articles')} articles, "
+             f"{len(p.get('categories', []))} categories ("
+             + ", ".join(f"{c} {n}" for c, n in counts.items()) + f"); labels `{p.get('labels')}`. "
+             "Grid: `probe/grid.h5` (`babelmap.analysis.probe.load_probe`).", "",
+             "Mean accuracy per layer (fraction of test sentences):", "",
+             md_table([[int(r.layer), float(r.in_language), float(r.cross_lingual), float(r.from_english)]
+                       for r in pd.read_csv(pdir / "by_layer.tsv", sep="\t").itertuples()],
+                      ["layer", "in-language", "cross-lingual", "from English"]), ""]
+    if (pdir / "summary.tsv").exists():
+        lines += [f"### Source selection on the probe grid (layer {p['best_layer']})", "",
+                  f"For each target language, each method picks the source language to train the probe on: "
+                  f"`{p.get('reference')}` (cosine-mean at the run's default layer), the alignment measures at "
+                  "their best layers, each linguistic measure"
+                  + (", and English" if p.get("english") else " (English is not in this run: no English baseline)")
+                  + ". *chosen* = mean accuracy (%) of the picked source over targets; *oracle* = of the best "
+                  "source; *top@k*, *ndcg* as in source-language selection above. The grid's layer is the one "
+                  "with the highest mean cross-lingual accuracy.", "",
+                  df_table(pd.read_csv(pdir / "summary.tsv", sep="\t")), ""]
+        lines += selection_tail(pdir)
+    return lines
+
+
 def write_report(out: str | os.PathLike) -> Path:
     """Write `<out>/report.md` from the folder's artefacts; returns its path."""
     out = Path(out)
@@ -170,20 +256,15 @@ def write_report(out: str | os.PathLike) -> Path:
                   "the first k, NDCG with relevance = score min-max scaled per target. All methods on the same "
                   "targets and pool.", ""]
         lines += [df_table(pd.read_csv(tdir / "summary.tsv", sep="\t")), ""]
-        cmp = pd.read_csv(tdir / "compare.tsv", sep="\t")
-        if len(cmp):
-            cmp["p"] = [f"< {1 / nb:.0e}" if p == 0 else f"{p:.3f}" for p, nb in zip(cmp["p"], cmp["n_boot"])]
-            lines += ["Paired bootstrap over targets (difference in mean chosen score, 95% interval):", "",
-                      df_table(cmp), ""]
-        ex = json.loads((tdir / "excluded.json").read_text()) if (tdir / "excluded.json").exists() else {}
-        if ex:
-            lines += [f"Left out ({len(ex)}): " + "; ".join(f"{k}: {v}" for k, v in list(ex.items())[:40])
-                      + (" ..." if len(ex) > 40 else ""), ""]
+        lines += selection_tail(tdir)
+    lines += alignment_section(out, s)
+    lines += probe_section(out, s)
 
     lines += ["## Files", ""]
     files = {"store": "store.h5", "similarity": "similarity.h5", "similarity TSVs": "similarity",
              "measures": "measures", "correlation tables": "correlation", "clusters": "clusters.tsv",
-             "figures": "figures", "run summary": "summary.json"}
+             "figures": "figures", "probe grid and selection": "probe", "run summary": "summary.json"}
+    files.update({f"{n} result": i["file"] for n, i in s.alignment.items()})
     lines += [f"- {k}: `{v}`" for k, v in files.items() if (out / v).exists()]
     lines += ["", "Stages and timings: " + ", ".join(
         f"{k} {'reused' if t is None else f'{t:.1f} s'}" for k, t in s.stages.items()), ""]
@@ -212,6 +293,14 @@ def terminal_summary(out: str | os.PathLike) -> str:
         extra = (f", purity {fmt(ev.get('purity'))}, ARI {fmt(ev.get('ari'))} vs {s.clusters['families_source']}"
                  if s.clusters.get("families_source") else "")
         lines.append(f"clusters: k={s.clusters['k']} at layer {s.clusters['layer']}{extra}")
+    for name, info in s.alignment.items():
+        lines.append(f"{name}: best layer {info['best_layer']} ({info['reason']}); {info['file']}")
+    if s.probe and (out / "probe" / "summary.tsv").exists():
+        import pandas as pd
+        sm = pd.read_csv(out / "probe" / "summary.tsv", sep="\t")
+        lines.append(f"topic probe, source selection at layer {s.probe['best_layer']} (mean accuracy % of the "
+                     "picked source): " + ", ".join(f"{r.method} {r.chosen:.1f}" for r in sm.itertuples())
+                     + f"; oracle {sm['oracle'].iloc[0]:.1f}")
     n_drop = sum(r[2] for r in dropped_rows(corrs))
     if n_drop:
         lines.append(f"left out of correlations: {n_drop} (language, measure) cases; see the report")

@@ -1,7 +1,7 @@
 """`run(config) -> RunResult`: the stages of `babelmap run` in order, one results folder.
 
-corpus -> store -> similarity -> measures -> correlation -> clusters -> figures -> [transfer]
--> report. Each stage's typed result is passed on in memory; on a rerun a finished stage is
+corpus -> store -> similarity -> [alignment-<m>] -> measures -> correlation -> [correlation-<m>]
+-> clusters -> figures -> [transfer] -> [probe -> probe-selection] -> report. Each stage's typed result is passed on in memory; on a rerun a finished stage is
 loaded from its own files (see `stages`).
 """
 from __future__ import annotations
@@ -89,6 +89,11 @@ def _read_corpus(cfg: RunConfig):
                                                min_languages=cfg.min_languages, skip_bad=cfg.skip_bad))
 
 
+def _as_dict(v) -> dict:
+    """A dict attribute as saved in HDF5 (JSON text) or in memory."""
+    return json.loads(v) if isinstance(v, (str, bytes)) else dict(v or {})
+
+
 def measure_names(cfg: RunConfig) -> list[str]:
     names = list(cfg.measures)
     for extra in ("glottolog", "asjp"):
@@ -103,11 +108,22 @@ def run(cfg: RunConfig) -> RunResult:
     from babelmap.analysis import correlation as cor
     from babelmap.analysis.linguistic import compute_measure
     from babelmap.engine.store import babelmap_version, open_store
+    from babelmap.pipeline import alignment as aln
+    from babelmap.pipeline import probe as prb
     from babelmap.pipeline.report import write_report
 
+    # refuse what cannot run before any work: alignment names, a model measure in --measures, --probe
+    alignment = aln.check_alignment_names(cfg.alignment)
+    for name in cfg.measures:
+        if aln.is_alignment_name(name):
+            from babelmap.engine.errors import BabelmapError
+            raise BabelmapError(f"--measures {name}: {name} is a model alignment measure, not a linguistic one; "
+                                f"use --alignment {name}")
+    if cfg.probe:
+        prb.require_flores(cfg.format)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
-    total = 9 if cfg.transfer else 8
+    total = 8 + bool(cfg.transfer) + 2 * len(alignment) + 2 * bool(cfg.probe)
     st = StageLog(out, total, cfg.force, cfg.progress)
     notes: list[str] = []
 
@@ -126,6 +142,7 @@ def run(cfg: RunConfig) -> RunResult:
                    "fingerprint": cfp, "skipped": list(corpus.skipped)}
     (out / "corpus.json").write_text(json.dumps({**corpus_info, "language_ids": corpus.languages,
                                                  "meta": corpus.meta}, indent=1, default=str))
+    labels = prb.topic_labels(cfg.corpus, getattr(corpus, "split", None) or "dev") if cfg.probe else None
 
     # 2. store
     store = out / "store.h5"
@@ -159,6 +176,17 @@ def run(cfg: RunConfig) -> RunResult:
     names = language_names(languages, corpus)
     iu = np.triu_indices(len(languages), 1)
     sim_info = {"bootstrap": cfg.bootstrap, "pairs_missing": int((result.count[iu] == 0).sum())}
+
+    # 3b. alignment measures (MEXA, retrieval@K), each its own result file beside similarity.h5
+    fp_al, aligned = {}, {}
+    for name in alignment:
+        path = out / aln.alignment_file(name)
+        fp_al[name] = fingerprint("alignment", name, fp_store, cfg.bootstrap)
+        aligned[name] = st.run(Stage(f"alignment-{name}", fp_al[name], [aln.alignment_file(name)],
+                                     lambda name=name, path=path: aln.compute_alignment_result(
+                                         store, name, path, device=cfg.device, bootstrap=cfg.bootstrap,
+                                         progress=cfg.progress),
+                                     lambda path=path: SimilarityResult.load(path)))
 
     # 4. measures, from the one registry (analysis.linguistic)
     mdir = out / "measures"
@@ -218,6 +246,22 @@ def run(cfg: RunConfig) -> RunResult:
                          lambda: cor.load_correlations(cdir / "correlations.h5")))
     best = json.loads((out / DEFAULT_LAYER).read_text())
     best_layer, best_reason = int(best["best_layer"]), best["reason"]
+
+    # 5b. each alignment measure against the linguistic measures and cosine-mean
+    fp_alc, align_info = {}, {}
+    for name in alignment:
+        adir = out / aln.alignment_dir(name)
+        fp_alc[name] = fingerprint("alignment-correlation", fp_al[name], fp_sim, fp_all_meas, cfg.min_partners,
+                                   cfg.bootstrap)
+        st.run(Stage(f"correlation-{name}", fp_alc[name],
+                     [f"{aln.alignment_dir(name)}/{f}" for f in ("correlations.h5", "vs_cosine.tsv", "best_layer.json")],
+                     lambda name=name, adir=adir: aln.alignment_correlations(
+                         aligned[name], result, measures, adir, min_partners=cfg.min_partners,
+                         bootstrap=cfg.bootstrap),
+                     lambda adir=adir: cor.load_correlations(adir / "correlations.h5")))
+        b, why = aln.best_alignment_layer(adir)
+        align_info[name] = {"file": aln.alignment_file(name), "folder": aln.alignment_dir(name),
+                            "best_layer": b, "reason": why}
     result.attrs.update(best_layer=best_layer, best_layer_measure=best_reason)
     defined = {n: c for n, c in corrs.items() if np.isfinite(c.mean_pearson).any()}
     if corrs and not defined:
@@ -322,6 +366,31 @@ def run(cfg: RunConfig) -> RunResult:
         st.run(Stage("transfer", fp_tr, ["transfer/selection.json", "transfer/summary.tsv", "transfer/compare.tsv"],
                      _transfer, lambda: Selection.load(tdir / "selection.json")))
 
+    # 9. probe (FLORES): the topic-probe transfer grid, and source selection evaluated on it
+    probe_info = None
+    if cfg.probe:
+        pdir = out / "probe"
+        fp_probe = fingerprint("probe", fp_store, prb.labels_key(labels), prb.PROBE_SETTINGS)
+        from babelmap.analysis.probe import ProbeGrid
+        grid = st.run(Stage("probe", fp_probe, ["probe/grid.h5", "probe/by_layer.tsv"],
+                            lambda: prb.compute_probe_grid(store, labels, pdir, cfg.progress),
+                            lambda: ProbeGrid.load(pdir / "grid.h5")))
+        fp_psel = fingerprint("probe-selection", fp_probe, fp_cor, sorted(fp_alc.items()))
+        others = {}
+        for name in alignment:
+            m = aligned[name].matrix(align_info[name]["best_layer"])
+            others[m.name] = m
+        others.update(measures)
+        from babelmap.analysis.transfer import Selection
+        st.run(Stage("probe-selection", fp_psel, ["probe/selection.json", "probe/summary.tsv", "probe/compare.tsv"],
+                     lambda: prb.probe_selection(grid, result.matrix(best_layer), others, pdir),
+                     lambda: Selection.load(pdir / "selection.json")))
+        probe_info = {"best_layer": grid.best_layer(), "layers": list(grid.layers), "settings": prb.PROBE_SETTINGS,
+                      "labels": str(getattr(labels, "source", "")), "categories": list(grid.categories),
+                      "sentences": int(grid.attrs.get("n_sentences", 0)), "articles": int(grid.attrs.get("articles", 0)),
+                      "counts": _as_dict(grid.attrs.get("counts")), "reference": result.matrix(best_layer).name,
+                      "english": prb.ENGLISH_ID in grid.languages}
+
     # report, from the artefacts alone
     st.n += 1
     summary = RunSummary(
@@ -331,7 +400,8 @@ def run(cfg: RunConfig) -> RunResult:
         measures=measures_info, measure_errors=errors, best_layer=best_layer, best_layer_reason=best_reason,
         clusters=None if cl is None else {k: cl.get(k) for k in ("layer", "method", "k", "evaluation",
                                                                   "families_source")},
-        figures=figs, transfer=cfg.transfer, notes=notes, stages=dict(st.timings),
+        figures=figs, transfer=cfg.transfer, notes=notes, stages=dict(st.timings), alignment=align_info,
+        probe=probe_info,
         summary=[c.summary() if np.isfinite(c.mean_pearson).any() else {"measure": n, "dropped": c.dropped_counts()}
                  for n, c in corrs.items()])
     summary.save()

@@ -200,40 +200,51 @@ def write_correlation_tables(cdir: Path, corrs: dict) -> None:
 
 def run_transfer(table_path: str, model_matrix, measures: dict, tdir: Path):
     """Source selection with the model's similarity (at the default layer), each measure and
-    English, on a long-format transfer table; writes the selection, its summary, per-target
-    and paired comparisons (model vs each other method) into `tdir`; returns the Selection."""
+    English, on a long-format transfer table (`evaluate_selection`); returns the Selection."""
+    from babelmap.analysis.transfer import read_transfer_table
+    return evaluate_selection(read_transfer_table(table_path), model_matrix, measures, tdir, english="en",
+                              label=table_path)
+
+
+def evaluate_selection(table, reference, others: dict, tdir: Path, english: str = "en", label: str = ""):
+    """Source selection on a TransferTable by `reference` (a LanguageMatrix: the model's
+    similarity), each of `others` (name -> LanguageMatrix) and English (when `english` is one of
+    the table's sources); writes selection.json, summary.tsv, per_target.tsv, compare.tsv (paired
+    bootstrap, reference minus each other method) and excluded.json into `tdir`."""
     import pandas as pd
-    from babelmap.analysis.transfer import ENGLISH, read_transfer_table, select_sources
-    table = read_transfer_table(table_path)
-    methods: dict[str, Any] = {model_matrix.name: model_matrix}
-    methods.update(measures)
-    if "en" in table.sources:
+    from babelmap.analysis.transfer import ENGLISH, select_sources
+    methods: dict[str, Any] = {reference.name: reference}
+    methods.update(others)
+    if english in table.sources:
         methods["english"] = ENGLISH
     # every method must cover a target/source for it to count: drop methods that would leave
-    # fewer than 5 targets, so one sparse measure does not shrink the common set to nothing
+    # fewer than 5 targets (the last named first), so one sparse measure does not shrink the
+    # common set to nothing
     keep = dict(methods)
     while True:
         try:
-            sel = select_sources(table, keep)
+            sel = select_sources(table, keep, english=english)
         except ValueError:
             sel = None
         if sel is not None and len(sel.targets) >= 5:
             break
-        extra = [k for k in keep if k not in (model_matrix.name, "english")]
+        extra = [k for k in keep if k not in (reference.name, "english")]
         if not extra:
             break
         del keep[extra[-1]]
     if sel is None:
         from babelmap.engine.errors import BabelmapError
-        raise BabelmapError(f"{table_path}: too few of its languages are in this run to evaluate source selection")
+        raise BabelmapError(f"{label or table.path}: too few of its languages are in this run to evaluate "
+                            "source selection")
     for k in methods:
         if k not in keep:
             sel.excluded[f"method {k}"] = "left out: covers too few of the table's languages"
+    tdir.mkdir(parents=True, exist_ok=True)
     sel.save(tdir / "selection.json")
     sel.summary().to_csv(tdir / "summary.tsv", sep="\t", index=False)
     sel.per_target().to_csv(tdir / "per_target.tsv", sep="\t", index=False)
-    rows = [{"method_a": model_matrix.name, "method_b": other, **sel.compare(model_matrix.name, other)}
-            for other in sel.methods if other != model_matrix.name]
+    rows = [{"method_a": reference.name, "method_b": other, **sel.compare(reference.name, other)}
+            for other in sel.methods if other != reference.name]
     pd.DataFrame(rows, columns=["method_a", "method_b", "diff", "low", "high", "p", "n", "n_boot"]).to_csv(
         tdir / "compare.tsv", sep="\t", index=False)
     (tdir / "excluded.json").write_text(json.dumps(sel.excluded, indent=1))

@@ -23,7 +23,9 @@ class RunSummary:
     fingerprint, skipped; `model`: name, pooling, prefix, fingerprint, layers (hidden states);
     `measures`: name -> {covered, missing}; `figures`: kind -> paths relative to `out`;
     `notes`: what was not done and why (e.g. no correlation figure when every language was
-    dropped); `summary`: one row per measure (best layer, mean Pearson, ...), for scripts."""
+    dropped); `summary`: one row per measure (best layer, mean Pearson, ...), for scripts;
+    `alignment`: alignment measure -> {file, folder, best_layer, reason}; `probe`: the topic
+    probe's best layer, settings, labels and counts (with --probe)."""
 
     out: str
     command: str
@@ -45,6 +47,8 @@ class RunSummary:
     notes: list[str] = field(default_factory=list)
     stages: dict[str, float | None] = field(default_factory=dict)
     summary: list[dict] = field(default_factory=list)
+    alignment: dict[str, dict] = field(default_factory=dict)
+    probe: dict | None = None
 
     @property
     def report(self) -> Path:

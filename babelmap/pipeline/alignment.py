@@ -1,0 +1,110 @@
+"""The model-derived alignment measures of `babelmap run --alignment` (MEXA, retrieval@K): each
+computed from the run's store by the similarity kernels into its own `similarity-<name>.h5`,
+then correlated with the run's linguistic measures and compared with cosine-mean per layer.
+
+They are measures *of the model* (like cosine-mean, whose result format they share), not
+linguistic ground truth, so they are kept apart from `--measures`: they are correlated with
+the linguistic measures, never used as one.
+"""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from babelmap.engine.errors import BabelmapError
+from babelmap.pipeline.stages import overall_best_layer, safe_name, write_correlation_tables
+
+COSINE = "cosine-mean"
+
+
+def check_alignment_names(names: list[str]) -> list[str]:
+    """The canonical names ("mexa", "retrieval@K") of `--alignment`; one clear line otherwise."""
+    from babelmap.kernels.mexa import parse_measure
+    out = []
+    for n in names:
+        if str(n).strip().lower() == COSINE:
+            raise BabelmapError("--alignment cosine-mean: cosine-mean is always computed (similarity.h5); "
+                                "give mexa or retrieval@K (e.g. retrieval@1)")
+        kind, k = parse_measure(n)
+        canon = "mexa" if kind == "mexa" else f"retrieval@{k}"
+        if canon not in out:
+            out.append(canon)
+    return out
+
+
+def is_alignment_name(name: str) -> bool:
+    """True for "mexa" / "retrieval@K" (any case): a model measure, not a linguistic one."""
+    from babelmap.kernels.mexa import _MEASURE
+    return bool(_MEASURE.match(str(name).strip().lower()))
+
+
+def alignment_file(name: str) -> str:
+    """`similarity-<name>.h5` (file-name safe: retrieval@1 -> similarity-retrieval_1.h5)."""
+    return f"similarity-{safe_name(name)}.h5"
+
+
+def alignment_dir(name: str) -> str:
+    """The folder of one alignment measure's correlation tables: `correlation/<name>/`."""
+    return f"correlation/{safe_name(name)}"
+
+
+def compute_alignment_result(store: Path, name: str, path: Path, *, device: str = "auto", bootstrap: int = 0,
+                             progress: bool = True):
+    """One alignment measure for all pairs and layers of `store`, saved to `path`; the
+    SimilarityResult (kernels.similarity.compute_similarity with `measure=name`)."""
+    from babelmap.kernels.similarity import compute_similarity
+    r = compute_similarity(store, measure=name, device=device, bootstrap=bootstrap, progress=progress)
+    r.save(path)
+    return r
+
+
+def versus_cosine(aligned, cosine) -> "pandas.DataFrame":  # noqa: F821
+    """Per layer: the alignment measure's mean over language pairs (off the diagonal), and its
+    Pearson and Spearman correlation with cosine-mean over the pairs where both are defined
+    (ordered pairs a != b, so an asymmetric measure such as retrieval@K counts both directions)."""
+    import pandas as pd
+    from scipy.stats import pearsonr, spearmanr
+    if list(aligned.languages) != list(cosine.languages):
+        raise BabelmapError("alignment and cosine-mean results cover different languages")
+    L = len(aligned.languages)
+    off = ~np.eye(L, dtype=bool)
+    rows = []
+    for k in aligned.layers:
+        a = np.asarray(aligned.sim[aligned.layers.index(k)], dtype=np.float64)[off]
+        c = np.asarray(cosine.sim[list(cosine.layers).index(k)], dtype=np.float64)[off]
+        ok = np.isfinite(a) & np.isfinite(c)
+        n = int(ok.sum())
+        varies = n > 2 and np.ptp(a[ok]) > 0 and np.ptp(c[ok]) > 0
+        rows.append({"layer": int(k), "mean": float(np.mean(a[ok])) if n else float("nan"),
+                     "pearson_vs_cosine": float(pearsonr(a[ok], c[ok])[0]) if varies else float("nan"),
+                     "spearman_vs_cosine": float(spearmanr(a[ok], c[ok])[0]) if varies else float("nan"),
+                     "pairs": n})
+    return pd.DataFrame(rows)
+
+
+def alignment_correlations(aligned, cosine, measures: dict, cdir: Path, *, min_partners: int = 5,
+                           bootstrap: int = 0) -> dict:
+    """Correlate one alignment result with every linguistic measure (the correlation stage's
+    protocol, analysis.correlation), compare it with cosine-mean per layer, and write into `cdir`:
+    correlations.h5, the correlation TSVs, vs_cosine.tsv and best_layer.json (the layer with
+    the highest mean Pearson r over the measures). Returns {measure: Correlation}."""
+    from babelmap.analysis import correlation as cor
+    cdir.mkdir(parents=True, exist_ok=True)
+    boot = max(200, bootstrap)
+    corrs = {n: cor.correlate(aligned, m, min_partners=min_partners, bootstrap=boot,
+                              uncertainty="both" if aligned.stderr is not None else "languages")
+             for n, m in measures.items()}
+    write_correlation_tables(cdir, corrs)
+    cor.save_correlations(corrs, cdir / "correlations.h5")
+    versus_cosine(aligned, cosine).to_csv(cdir / "vs_cosine.tsv", sep="\t", index=False)
+    best, reason = overall_best_layer(corrs, list(aligned.layers))
+    (cdir / "best_layer.json").write_text(json.dumps({"best_layer": int(best), "reason": reason}))
+    return corrs
+
+
+def best_alignment_layer(cdir: Path) -> tuple[int, str]:
+    """(layer, why) recorded by `alignment_correlations`."""
+    d = json.loads((cdir / "best_layer.json").read_text())
+    return int(d["best_layer"]), d["reason"]
