@@ -354,6 +354,9 @@ def main() -> int:
         "ratio_to_syrk_floor_per_pair": [x["seconds"] / y["seconds"] for x, y in zip(runs["sim"], runs["syrk"])],
         "ratio_to_syrk_floor_cpu_time": float(np.mean([r["cpu_seconds"] for r in runs["sim"]])
                                               / np.mean([r["cpu_seconds"] for r in runs["syrk"]])),
+        "ratio_to_floor_cpu_time": float(np.mean([r["cpu_seconds"] for r in runs["sim"]])
+                                         / min(np.mean([r["cpu_seconds"] for r in runs["syrk"]]),
+                                               np.mean([r["cpu_seconds"] for r in runs["tri"]]))),
         "ratio_to_syrk_floor_median_pair": float(np.median([x["seconds"] / y["seconds"]
                                                             for x, y in zip(runs["sim"], runs["syrk"])])),
         "target_ratio": 1.2,
@@ -375,7 +378,8 @@ def main() -> int:
         ("ratio to the syrk floor in CPU time (all threads)", f"{summary['ratio_to_syrk_floor_cpu_time']:.2f}x",
          "less sensitive to the other jobs' load than wall time"),
         ("one triangle via torch/MKL blocked halves, same", f"{tri:.1f} s",
-         f"ratio sim / min(syrk, this) = {summary['ratio_to_floor']:.2f}x"),
+         f"ratio sim / min(syrk, this) = {summary['ratio_to_floor']:.2f}x wall, "
+         f"{summary['ratio_to_floor_cpu_time']:.2f}x CPU time"),
         ("full GEMM (torch/MKL), same products", f"{gemm:.1f} s", f"syrk/gemm {summary['syrk_over_gemm']:.2f}"),
         ("sequential read of the store", f"{read:.1f} s", ""),
         (f"similarity, one hidden state ({K - 1})", f"{one['seconds']:.1f} s",
