@@ -36,8 +36,12 @@ def check_alignment_names(names: list[str]) -> list[str]:
 
 def is_alignment_name(name: str) -> bool:
     """True for "mexa" / "retrieval@K" (any case): a model measure, not a linguistic one."""
-    from babelmap.kernels.mexa import _MEASURE
-    return bool(_MEASURE.match(str(name).strip().lower()))
+    from babelmap.kernels.mexa import parse_measure
+    try:
+        parse_measure(name)
+    except BabelmapError:
+        return False
+    return True
 
 
 def alignment_file(name: str) -> str:
