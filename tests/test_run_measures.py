@@ -174,13 +174,13 @@ def test_rerun_reuses_every_stage_and_reproduces(finished, capsys):
     assert "] probe-selection: done" in err                     # one method fewer: recomputed
 
 
-def test_refusals_are_one_line_before_any_work(tiny_bert, tmp_path, capsys):
+def test_refusals_are_one_line_before_any_work(tmp_path, capsys):
     from babelmap.cli import main
     corpus = tmp_path / "c"
     corpus.mkdir()
     for lang in ("deu_Latn", "eng_Latn"):
         (corpus / f"{lang}.txt").write_text("Ein Satz.\nNoch einer.\n", encoding="utf-8")
-    base = ["run", "--corpus", str(corpus), "--format", "plain", "--model", str(tiny_bert), "--device", "cpu",
+    base = ["run", "--corpus", str(corpus), "--format", "plain", "--model", str(tmp_path / "never-loaded"), "--device", "cpu",
             "--no-progress"]
     cases = [(["--probe"], "--probe needs a FLORES corpus (--format flores)"),
              (["--measures", "lex", "mexa"], "--measures mexa: mexa is a model alignment measure"),
