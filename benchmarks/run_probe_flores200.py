@@ -192,6 +192,13 @@ def analyse(args) -> None:
             mx = compute_similarity(merged, measure="mexa", layers=[k], progress=False)
             methods["mexa"] = mx.matrix(k)
             print(f"mexa at layer {k}: {time.time() - t0:.0f} s", flush=True)
+        # mPLM-Sim on other sentences: the shipped result (first 100 dev sentences; 7 shared with the probe's)
+        import babelmap
+        shipped = babelmap.load("default/flores200")
+        if k in shipped.layers:
+            m = shipped.matrix(k)
+            m.name = "mplm-sim-first100"
+            methods["mplm-sim-first100"] = m
         methods.update(ling)
         results[k] = evaluate(grid, k, methods, args.n_boot, "mplm-sim")
         print(f"\nsource selection on the probe grid at layer {k} (chosen = mean accuracy % of the "
