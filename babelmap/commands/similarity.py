@@ -45,7 +45,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--precision", default="float32", choices=["float32", "float64"],
                    help="products in this precision; sums are always float64 (default float32)")
     p.add_argument("--bootstrap", type=int, default=0, metavar="B",
-                   help="B bootstrap replicates over sentence blocks: adds stderr and a 95%% interval")
+                   help="B bootstrap replicates (over documents where known, else sentence blocks): "
+                        "adds stderr and a 95%% interval")
     p.add_argument("--bootstrap-block", type=int, default=16,
                    help="sentences per bootstrap block when blocks are resampled (16)")
     p.add_argument("--bootstrap-unit", default="auto", choices=["auto", "document", "block"],
@@ -133,8 +134,12 @@ def run(args: argparse.Namespace) -> int:
     L = len(result.languages)
     last = result.layers[-1]
     off = ~np.eye(L, dtype=bool)
+    if args.pivot:                       # only the pivot's pairs were computed
+        p = result.languages.index(args.pivot)
+        off &= np.zeros((L, L), bool) | (np.arange(L)[:, None] == p) | (np.arange(L)[None, :] == p)
     vals = result.sim[-1][off]
     no_pair = int(((result.count == 0) & off).sum() // 2)
+    pairs_kind = "pair with the pivot" if args.pivot else "pair"
     measure = result.attrs.get("measure", "cosine-mean")
     boot = ""
     if args.bootstrap:
@@ -145,16 +150,17 @@ def run(args: argparse.Namespace) -> int:
           f"{', centered' if args.center else ''}{f', pivot {args.pivot}' if args.pivot else ''}{boot}")
     print(f"  time {wall:.1f} s" + (f" (read {result.attrs['read_seconds']:.1f} s)" if "read_seconds" in result.attrs
                                    else "") + "; "
-          f"shared sentences per pair: min {int(result.count[off].min()) if L > 1 else 0}, "
-          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence"
-          f"{' (or without the pivot)' if args.pivot else ''}: {no_pair}")
+          f"shared sentences per {pairs_kind}: min {int(result.count[off].min()) if L > 1 else 0}, "
+          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence: {no_pair}")
     for d in result.attrs.get("nan_inputs", []) or []:
         print(f"warning: the store holds NaN in {d['language']} at layer {d['layer']} ({d['sentences']} "
               f"sentences): its values at that layer are NaN", file=sys.stderr)
     if L > 1 and np.isfinite(vals).any():
         print(f"  layer {last}: off-diagonal {measure} {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
               f"(mean {np.nanmean(vals):.4f})")
-        iu = np.triu_indices(L, 1)
+        rows, cols = np.triu_indices(L, 1)
+        keep = off[rows, cols]
+        iu = (rows[keep], cols[keep])
         s = result.sim[-1][iu]
         order = np.argsort(-np.where(np.isnan(s), -np.inf, s))[:5]
         pairs = ", ".join(f"{result.languages[iu[0][o]]}-{result.languages[iu[1][o]]} {s[o]:.4f}" for o in order
