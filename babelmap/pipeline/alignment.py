@@ -54,14 +54,25 @@ def alignment_dir(name: str) -> str:
     return f"correlation/{safe_name(name)}"
 
 
-def compute_alignment_result(store: Path, name: str, path: Path, *, device: str = "auto", bootstrap: int = 0,
-                             progress: bool = True):
-    """One alignment measure for all pairs and layers of `store`, saved to `path`; the
-    SimilarityResult (kernels.similarity.compute_similarity with `measure=name`)."""
-    from babelmap.kernels.similarity import compute_similarity
-    r = compute_similarity(store, measure=name, device=device, bootstrap=bootstrap, progress=progress)
-    r.save(path)
-    return r
+class AlignmentPass:
+    """The alignment measures a run has to (re)compute, from one pass over the store's pairs
+    (kernels.mexa.compute_alignment_measures: each pair's sentence cosine matrix serves every
+    measure), run on the first `save` and handed out one measure per stage."""
+
+    def __init__(self, store: Path, names: list[str], *, device: str = "auto", bootstrap: int = 0,
+                 progress: bool = True):
+        self.store, self.names, self.device, self.bootstrap, self.progress = store, list(names), device, bootstrap, progress
+        self._results: dict | None = None
+
+    def save(self, name: str, path: Path):
+        """Measure `name` as a SimilarityResult, written to `path`."""
+        if self._results is None:
+            from babelmap.kernels.mexa import compute_alignment_measures
+            self._results = compute_alignment_measures(self.store, measures=self.names, device=self.device,
+                                                       bootstrap=self.bootstrap, progress=self.progress)
+        r = self._results.pop(name)
+        r.save(path)
+        return r
 
 
 def versus_cosine(aligned, cosine) -> "pandas.DataFrame":  # noqa: F821

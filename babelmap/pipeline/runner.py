@@ -177,16 +177,17 @@ def run(cfg: RunConfig) -> RunResult:
     iu = np.triu_indices(len(languages), 1)
     sim_info = {"bootstrap": cfg.bootstrap, "pairs_missing": int((result.count[iu] == 0).sum())}
 
-    # 3b. alignment measures (MEXA, retrieval@K), each its own result file beside similarity.h5
-    fp_al, aligned = {}, {}
-    for name in alignment:
-        path = out / aln.alignment_file(name)
-        fp_al[name] = fingerprint("alignment", name, fp_store, cfg.bootstrap)
-        aligned[name] = st.run(Stage(f"alignment-{name}", fp_al[name], [aln.alignment_file(name)],
-                                     lambda name=name, path=path: aln.compute_alignment_result(
-                                         store, name, path, device=cfg.device, bootstrap=cfg.bootstrap,
-                                         progress=cfg.progress),
-                                     lambda path=path: SimilarityResult.load(path)))
+    # 3b. alignment measures (MEXA, retrieval@K), each its own stage and result file beside
+    # similarity.h5; the ones to (re)compute share one pass over the pairs (AlignmentPass)
+    fp_al = {n: fingerprint("alignment", n, fp_store, cfg.bootstrap) for n in alignment}
+    al_stages = {n: Stage(f"alignment-{n}", fp_al[n], [aln.alignment_file(n)], lambda: None,
+                          lambda path=out / aln.alignment_file(n): SimilarityResult.load(path)) for n in alignment}
+    shared_pass = aln.AlignmentPass(store, [n for n, sg in al_stages.items() if not st.finished(sg)],
+                                    device=cfg.device, bootstrap=cfg.bootstrap, progress=cfg.progress)
+    aligned = {}
+    for name, sg in al_stages.items():
+        sg.compute = lambda name=name: shared_pass.save(name, out / aln.alignment_file(name))
+        aligned[name] = st.run(sg)
 
     # 4. measures, from the one registry (analysis.linguistic)
     mdir = out / "measures"
