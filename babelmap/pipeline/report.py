@@ -147,8 +147,8 @@ def probe_section(out: Path, s: RunSummary) -> list[str]:
              + ", ".join(f"{c} {n}" for c, n in counts.items()) + f"); labels `{p.get('labels')}`. "
              "Grid: `probe/grid.h5` (`babelmap.analysis.probe.load_probe`)."
              + (f" No sentence of this run is in {', '.join(c for c, n in counts.items() if not n)} "
-                "(FLORES dev holds 281 articles of 2-10 consecutive sentences: more sentences cover more "
-                "categories)." if any(not n for n in counts.values()) else ""), "",
+                "(a FLORES article is 2-10 consecutive sentences, so the first N sentences are few "
+                "articles: more sentences cover more categories)." if any(not n for n in counts.values()) else ""), "",
              "Mean accuracy per layer (fraction of test sentences):", "",
              md_table([[int(r.layer), float(r.in_language), float(r.cross_lingual), float(r.from_english)]
                        for r in pd.read_csv(pdir / "by_layer.tsv", sep="\t").itertuples()],
