@@ -2,7 +2,8 @@
 
 On each workload (FLORES-200 dev 10 languages x 100 sentences; eBible translations x their
 first 32 verses), the same model (default: the embedded one), the same sentences and tokens,
-timed interleaved A B B A (each method twice, the mean reported):
+timed interleaved A B B A (each method twice, the mean reported), in wall seconds and in CPU
+seconds of the process (all threads: on a shared, loaded machine the steadier measure):
 - `babelmap extract`: the real thing, store written (units, mixed-language padding-capped
   batches, writer thread);
 - `plain sorted loop`: what a user writes: per language, sort by length, batches of 32,
@@ -11,9 +12,10 @@ timed interleaved A B B A (each method twice, the mean reported):
   4,096 padded tokens per batch), forward + the same pooling, no writing;
 - `bare forward`: the model alone over babelmap's own batches (no pooling, no writing).
 Also the useful-token share (real / padded) of each batching, at the CPU budget and, for
-the per-language scheme, at the GPU one.
+the per-language scheme, at the GPU one: on the timed sentences, and (tokenization only) on
+FLORES 10 x 100 and on every eBible translation with all of its first 32 verses.
 
-    python benchmarks/bench_extract.py [--ebible-langs 16] [--threads 1]
+    python benchmarks/bench_extract.py [--flores-sentences 50] [--ebible-langs 10] [--threads 1]
 
 The two workloads run as two single-threaded processes side by side (each its own A B B A
 series), and their results are merged into benchmarks/results/extract_cpu.json.
@@ -62,6 +64,28 @@ def share(groups: list[tuple[np.ndarray, np.ndarray]]) -> float:
     return real / padded
 
 
+def padding_shares(lm, corpus) -> dict[str, float]:
+    """Useful-token shares of babelmap's batching and of the peers' on `corpus` (no forward)."""
+    from babelmap.engine.batching import min_useful, sort_batches, token_ids
+    from babelmap.engine.plan import plan_units, unit_sizes
+    ids = {l: token_ids(lm, [t for t in corpus.text(l) if t is not None], l) for l in corpus.languages}
+    lengths = {l: np.array([len(x) for x in v]) for l, v in ids.items()}
+    out = {}
+    for budget in (4096, 65536):
+        target, cap = unit_sizes(budget, lm.num_hidden_states * lm.hidden_size * 2)
+        real = padded = 0
+        for u in plan_units(corpus.languages, corpus.mask, target=target, cap=cap):
+            # every sentence is present here (FLORES; eBible translations with all 32 verses)
+            u_len = np.concatenate([lengths[b.lang][b.sentences] for b in u.blocks])
+            for b in sort_batches(u_len, budget, min_useful("cpu" if budget == 4096 else "cuda")):
+                real, padded = real + b.tokens, padded + b.cost
+        out[f"babelmap {budget}"] = real / padded
+    out["plain loop 32"] = share([(v, plain_batches(v)) for v in lengths.values()])
+    out["per-language 4096 (previous)"] = share([(v, old_make_batches(v, 4096)) for v in lengths.values()])
+    out["per-language 65536 (previous)"] = share([(v, old_make_batches(v, 65536)) for v in lengths.values()])
+    return out
+
+
 def masked_mean(hidden, mask) -> np.ndarray:
     m = mask.unsqueeze(-1).to(torch.float32)
     return torch.stack([(h.float() * m).sum(1) / m.sum(1) for h in hidden], 1).numpy()
@@ -69,8 +93,8 @@ def masked_mean(hidden, mask) -> np.ndarray:
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--flores-sentences", type=int, default=100)
-    ap.add_argument("--ebible-langs", type=int, default=16)
+    ap.add_argument("--flores-sentences", type=int, default=50, help="timed FLORES sentences per language")
+    ap.add_argument("--ebible-langs", type=int, default=10, help="timed eBible translations")
     ap.add_argument("--verses", type=int, default=32)
     ap.add_argument("--threads", type=int, default=1, help="torch threads (the machine is shared)")
     ap.add_argument("--model", default=None, help="checkpoint folder (default: the embedded model)")
@@ -82,7 +106,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-    from babelmap.engine.batching import sort_batches, token_ids
+    from babelmap.engine.batching import min_useful, sort_batches, token_ids
     from babelmap.engine.corpora import read_corpus
     from babelmap.engine.extract import extract
     from babelmap.engine.models import load_model
@@ -101,6 +125,16 @@ def main() -> None:
         workloads[f"ebible {len(keep)}x{args.verses} verses"] = eb.select(languages=keep)
 
     results = {}
+    padding_only = {}
+    if args.workload == "flores":
+        big = read_corpus(SHARED_DATA / "flores200" / "dev", "flores").select(languages=FLORES_LANGS, first=100)
+        padding_only["flores 10x100"] = padding_shares(lm, big)
+    else:
+        full = read_corpus(unpack_ebible(), "ebible").select(first=args.verses)
+        every = [l for i, l in enumerate(full.languages) if full.mask[i].all()]
+        padding_only[f"ebible {len(every)}x{args.verses} verses"] = padding_shares(lm, full.select(languages=every))
+    for k, v in padding_only.items():
+        print(f"useful tokens on {k}: " + ", ".join(f"{a} {b:.3f}" for a, b in v.items()), flush=True)
     for name, corpus in workloads.items():
         texts = {l: [t for t in corpus.text(l) if t is not None] for l in corpus.languages}
         ids = {l: token_ids(lm, ts, l) for l, ts in texts.items()}
@@ -115,7 +149,7 @@ def main() -> None:
         for u in units:
             u_ids = [x for b in u.blocks for x in ids[b.lang]]
             u_len = np.array([len(x) for x in u_ids])
-            ours.append((u_ids, u_len, sort_batches(u_len, 4096)))
+            ours.append((u_ids, u_len, sort_batches(u_len, 4096, min_useful("cpu"))))
         padding = {
             "babelmap (units, mixed, capped) 4096": sum(b.tokens for _, _, bs in ours for b in bs)
             / sum(b.cost for _, _, bs in ours for b in bs),
@@ -160,41 +194,53 @@ def main() -> None:
                    "per-language budget batches": per_language, "bare forward": bare}
         ours_run()  # warm-up (allocator, thread pools, first-use conversions)
         times = {k: [] for k in methods}
+        cpu = {k: [] for k in methods}
         loads = []
         names = list(methods)
         for order in (names, names[::-1]):  # A B C D D C B A
             for k in order:
                 loads.append(os.getloadavg()[0])
-                t = time.perf_counter()
+                t, c = time.perf_counter(), time.process_time()
                 methods[k]()
                 times[k].append(time.perf_counter() - t)
+                cpu[k].append(time.process_time() - c)
         sec = {k: float(np.mean(v)) for k, v in times.items()}
+        cpu_s = {k: float(np.mean(v)) for k, v in cpu.items()}
         res = {"sentences": n_sent, "tokens": n_tok, "units": len(units),
-               "seconds": sec, "runs": times, "tokens_per_s": {k: n_tok / v for k, v in sec.items()},
+               "seconds": sec, "runs": times, "cpu_seconds": cpu_s, "cpu_runs": cpu,
+               "tokens_per_s": {k: n_tok / v for k, v in sec.items()},
+               "tokens_per_cpu_s": {k: n_tok / v for k, v in cpu_s.items()},
                "useful_token_share": padding,
                "speedup_vs_plain_loop": sec["plain sorted loop"] / sec["babelmap extract"],
                "speedup_vs_per_language_batches": sec["per-language budget batches"] / sec["babelmap extract"],
                "extract_over_bare_forward": sec["babelmap extract"] / sec["bare forward"],
+               "cpu_speedup_vs_plain_loop": cpu_s["plain sorted loop"] / cpu_s["babelmap extract"],
+               "cpu_speedup_vs_per_language_batches": cpu_s["per-language budget batches"] / cpu_s["babelmap extract"],
+               "cpu_extract_over_bare_forward": cpu_s["babelmap extract"] / cpu_s["bare forward"],
                "load_average_during": [min(loads), max(loads)]}
         results[name] = res
         print(f"\n{name}: {n_sent} sentences, {n_tok} tokens, {len(units)} units "
               f"(load average {min(loads):.1f}-{max(loads):.1f} on {os.cpu_count()} CPUs, "
               f"{torch.get_num_threads()} torch threads)")
-        print(f"  {'method':32s} {'seconds':>8s} {'tok/s':>8s}")
+        print(f"  {'method':32s} {'seconds':>8s} {'tok/s':>8s} {'CPU s':>8s} {'tok/CPU s':>9s}")
         for k in methods:
-            print(f"  {k:32s} {sec[k]:8.2f} {n_tok / sec[k]:8.0f}")
+            print(f"  {k:32s} {sec[k]:8.2f} {n_tok / sec[k]:8.0f} {cpu_s[k]:8.2f} {n_tok / cpu_s[k]:9.0f}")
         for k, v in padding.items():
             print(f"  useful tokens, {k:44s} {v:.3f}")
-        print(f"  extract vs plain loop {res['speedup_vs_plain_loop']:.2f}x, vs per-language batches "
+        print(f"  wall time: extract vs plain loop {res['speedup_vs_plain_loop']:.2f}x, vs per-language batches "
               f"{res['speedup_vs_per_language_batches']:.2f}x, extract / bare forward "
               f"{res['extract_over_bare_forward']:.2f}x")
+        print(f"  CPU time:  extract vs plain loop {res['cpu_speedup_vs_plain_loop']:.2f}x, vs per-language batches "
+              f"{res['cpu_speedup_vs_per_language_batches']:.2f}x, extract / bare forward "
+              f"{res['cpu_extract_over_bare_forward']:.2f}x")
 
     write_json(f"extract_cpu_{args.workload}", {
         "model": lm.name, "dtype": "float32", "token_budget": 4096, "torch_threads": torch.get_num_threads(),
-        "workloads": results,
+        "workloads": results, "useful_token_share_tokenization_only": padding_only,
         "targets": {"useful_token_share": ">= 0.9", "speedup_vs_plain_loop": ">= 1.2 (FLORES)",
                     "speedup_vs_per_language_batches": ">= 1.8 (eBible 32-verse languages)"},
-        "note": "machine shared with other jobs; load average recorded per workload",
+        "note": ("machine shared with other jobs (load average recorded per workload): wall times are noisy; "
+                 "CPU seconds (process time, all threads) measure the work and are the steadier ratio"),
         "command": "python benchmarks/bench_extract.py " + " ".join(
             f"--{k.replace('_', '-')} {v}" for k, v in vars(args).items() if v not in (None, False)),
     })

@@ -19,7 +19,14 @@ from typing import Any, Sequence
 import numpy as np
 
 DEFAULT_TOKEN_BUDGET = {"cpu": 4096, "cuda": 65536}
-MIN_USEFUL = 0.95  # real tokens / padded tokens, per batch (the target is >= 0.9)
+# real tokens / padded tokens, per batch (the target is >= 0.9): on CPU a batch of a few rows
+# costs what its tokens cost, so padding is cut harder; on GPU rows are cheap, batches big
+MIN_USEFUL = {"cpu": 0.98, "cuda": 0.95}
+
+
+def min_useful(device: str) -> float:
+    """The useful-token floor per batch for the device kind ("cpu" or "cuda...")."""
+    return MIN_USEFUL["cuda" if str(device).startswith("cuda") else "cpu"]
 
 
 def default_token_budget(device: str) -> int:
@@ -44,7 +51,7 @@ class SortedBatch:
         return len(self) * self.width
 
 
-def sort_batches(lengths: np.ndarray, token_budget: int, min_useful: float = MIN_USEFUL) -> list[SortedBatch]:
+def sort_batches(lengths: np.ndarray, token_budget: int, min_useful: float = MIN_USEFUL["cuda"]) -> list[SortedBatch]:
     """Batches over rows 0..n-1 with token counts `lengths`: one length sort (stable),
     greedy cuts bounded by `token_budget` padded tokens and by `min_useful` real/padded."""
     if token_budget < 1:

@@ -37,7 +37,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from babelmap.engine.batching import collate, default_token_budget, sort_batches, token_ids
+from babelmap.engine.batching import collate, default_token_budget, min_useful, sort_batches, token_ids
 from babelmap.engine.corpora.base import ParallelCorpus
 from babelmap.engine.errors import CorpusError, ModelError, StoreError
 from babelmap.engine.lock import OutputLock
@@ -456,7 +456,8 @@ class _Prepared:
     batches: list                   # [(SortedBatch, tensors dict, rows tensor)]
 
 
-def _prepare(lm, share: _Share, unit: Unit, budget: int, pin: bool, lock: threading.Lock | None) -> _Prepared:
+def _prepare(lm, share: _Share, unit: Unit, budget: int, pin: bool, lock: threading.Lock | None,
+             floor: float) -> _Prepared:
     """One tokenization pass over the unit (per block: its language), one length sort across
     all its languages, padding-capped batches, collated (pinned on CUDA)."""
     import torch
@@ -470,7 +471,7 @@ def _prepare(lm, share: _Share, unit: Unit, budget: int, pin: bool, lock: thread
             ids.extend(token_ids(lm, texts, b.lang))
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
     batches = []
-    for sb in sort_batches(lengths, budget):
+    for sb in sort_batches(lengths, budget, floor):
         enc = collate(ids, sb.rows, sb.width, lm.tokenizer, pin=pin)
         rows = torch.from_numpy(sb.rows)
         batches.append((sb, enc, rows.pin_memory() if pin else rows))
@@ -608,7 +609,8 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
     pool_ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="babelmap-tokenize")
     writer = _Writer(folder, attrs)
     ahead = n_threads + 1
-    futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock) for u in units[:ahead]]
+    floor = min_useful(dev.type)
+    futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock, floor) for u in units[:ahead]]
     t_wait = t_model = 0.0
     n_batches, n_tok, n_sent, n_padded = 0, 0, 0, 0
     t_start, cpu_start = time.perf_counter(), time.thread_time()
@@ -619,7 +621,8 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
                 prep = futures[k].result()
                 futures[k] = None  # release
                 if k + ahead < len(units):
-                    futures.append(pool_ex.submit(_prepare, lm, share, units[k + ahead], budget, cuda, tok_lock))
+                    futures.append(pool_ex.submit(_prepare, lm, share, units[k + ahead], budget, cuda, tok_lock,
+                                                  floor))
                 t1 = time.perf_counter()
                 t_wait += t1 - t0
                 n = unit.n_sentences
