@@ -38,8 +38,8 @@ class RunConfig:
     force: bool = False
     figures: bool = True
     transfer: str | None = None
-    alignment: list[str] = field(default_factory=list)
-    probe: bool = False
+    alignment: list[str] = field(default_factory=list)   # model measures beside cosine-mean: mexa, retrieval@K
+    probe: bool = False                                     # FLORES topic-probe grid + source selection on it
 
 
 # boolean fields whose command-line flag is not `--<name>` (they are on by default)
