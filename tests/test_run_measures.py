@@ -192,3 +192,13 @@ def test_refusals_are_one_line_before_any_work(tmp_path, capsys):
         err = capsys.readouterr().err.strip()
         assert msg in err and len(err.splitlines()) == 1, err
         assert not (out / "store.h5").exists()
+    # a FLORES layout without metadata_dev.tsv: the topic labels are missing, said before extracting
+    flores = tmp_path / "flores"
+    (flores / "dev").mkdir(parents=True)
+    for lang in ("deu_Latn", "eng_Latn"):
+        (flores / "dev" / f"{lang}.dev").write_text("Ein Satz.\nNoch einer.\n", encoding="utf-8")
+    out = tmp_path / "of"
+    assert main(["run", "--corpus", str(flores), "--format", "flores"] + base[5:] + ["--probe", "--out", str(out)]) == 1
+    err = capsys.readouterr().err.strip()
+    assert "no metadata_dev.tsv" in err and len(err.splitlines()) == 1, err
+    assert not (out / "store.h5").exists()

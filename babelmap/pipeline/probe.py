@@ -34,8 +34,8 @@ def topic_labels(corpus_path: str, split: str = "dev"):
     for s in split.split("+"):
         folder = root if (root / f"metadata_{s}.tsv").is_file() else root.parent
         if not (folder / f"metadata_{s}.tsv").is_file():
-            raise CorpusError(f"--probe: no metadata_{s}.tsv (FLORES topics) in {root} or {root.parent}",
-                              hint="the FLORES-200 release folder holds metadata_dev.tsv beside dev/")
+            raise CorpusError(f"--probe: no metadata_{s}.tsv (the FLORES topics) in {root} or {root.parent}; "
+                              f"the FLORES-200 release folder holds it beside {s}/")
         parts.append(read_flores_topics(folder, s))
     if len(parts) == 1:
         return parts[0]

@@ -297,7 +297,8 @@ def terminal_summary(out: str | os.PathLike) -> str:
                  if s.clusters.get("families_source") else "")
         lines.append(f"clusters: k={s.clusters['k']} at layer {s.clusters['layer']}{extra}")
     for name, info in s.alignment.items():
-        lines.append(f"{name}: best layer {info['best_layer']} ({info['reason']}); {info['file']}")
+        lines.append(f"{name}: best layer {info['best_layer']} (by mean Pearson r with the linguistic measures); "
+                     f"{info['file']}")
     if s.probe and (out / "probe" / "summary.tsv").exists():
         import pandas as pd
         sm = pd.read_csv(out / "probe" / "summary.tsv", sep="\t")
