@@ -183,7 +183,6 @@ def test_refusals_are_one_line_before_any_work(tmp_path, capsys):
     base = ["run", "--corpus", str(corpus), "--format", "plain", "--model", str(tmp_path / "never-loaded"), "--device", "cpu",
             "--no-progress"]
     cases = [(["--probe"], "--probe needs a FLORES corpus (--format flores)"),
-             (["--measures", "lex", "mexa"], "--measures mexa: mexa is a model alignment measure"),
              (["--alignment", "cosine-mean"], "cosine-mean is always computed"),
              (["--alignment", "mexa2"], "unknown measure 'mexa2'")]
     for i, (extra, msg) in enumerate(cases):
@@ -202,3 +201,15 @@ def test_refusals_are_one_line_before_any_work(tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert "no metadata_dev.tsv" in err and len(err.splitlines()) == 1, err
     assert not (out / "store.h5").exists()
+
+
+def test_model_measures_in_measures_become_alignment_measures(tmp_path):
+    """`--measures lex mexa` = `--measures lex --alignment mexa`; `--measures mexa` keeps the defaults."""
+    from babelmap.pipeline.config import DEFAULT_MEASURES, RunConfig
+    from babelmap.pipeline.runner import _split_model_measures
+    cfg = _split_model_measures(RunConfig(out=str(tmp_path), measures=["lex", "mexa", "retrieval@5"]))
+    assert cfg.measures == ["lex"] and cfg.alignment == ["mexa", "retrieval@5"]
+    cfg = _split_model_measures(RunConfig(out=str(tmp_path), measures=["mexa"], alignment=["mexa"]))
+    assert cfg.measures == list(DEFAULT_MEASURES) and cfg.alignment == ["mexa"]
+    same = RunConfig(out=str(tmp_path), measures=["lex"])
+    assert _split_model_measures(same) is same

@@ -24,7 +24,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "multilingual-e5-small-q4)")
     p.add_argument("--measures", nargs="+", default=list(DEFAULT_MEASURES), metavar="M",
                    help="linguistic measures: URIEL kinds, lex, or square TSV files "
-                   f"(default: {' '.join(DEFAULT_MEASURES)})")
+                   f"(default: {' '.join(DEFAULT_MEASURES)}); model measures named here (mexa, retrieval@K) "
+                   "are computed as with --alignment")
     p.add_argument("--glottolog", metavar="FOLDER", help="Glottolog CLDF folder: adds the Glottolog measure "
                    "and family labels for the clusters")
     p.add_argument("--asjp", metavar="FOLDER", help="ASJP CLDF folder: adds the ASJP (LDND) measure")

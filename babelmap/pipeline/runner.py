@@ -102,6 +102,23 @@ def measure_names(cfg: RunConfig) -> list[str]:
     return names
 
 
+def _split_model_measures(cfg: RunConfig) -> RunConfig:
+    """`--measures lex mexa` = `--measures lex --alignment mexa`; `--measures mexa` alone keeps the
+    default linguistic measures to correlate it with."""
+    import dataclasses
+
+    from babelmap.pipeline import alignment as aln
+    from babelmap.pipeline.config import DEFAULT_MEASURES
+    model = [m for m in cfg.measures if aln.is_alignment_name(m)]
+    if not model:
+        return cfg
+    linguistic = [m for m in cfg.measures if not aln.is_alignment_name(m)] or list(DEFAULT_MEASURES)
+    alignment = list(cfg.alignment) + [m for m in model if m not in cfg.alignment]
+    log.info("--measures %s: model alignment measures, computed beside cosine-mean and correlated with %s",
+             " ".join(model), ", ".join(linguistic))
+    return dataclasses.replace(cfg, measures=linguistic, alignment=alignment)
+
+
 def run(cfg: RunConfig) -> RunResult:
     """Run (or resume) the whole job; returns the summary and the folder of artefacts."""
     from babelmap.analysis import cluster as clu
@@ -112,13 +129,11 @@ def run(cfg: RunConfig) -> RunResult:
     from babelmap.pipeline import probe as prb
     from babelmap.pipeline.report import write_report
 
-    # refuse what cannot run before any work: alignment names, a model measure in --measures, --probe
+    # model measures named in --measures (mexa, retrieval@K) are computed as alignment measures
+    # beside cosine-mean and correlated with the linguistic ones; with none of those left, the defaults
+    cfg = _split_model_measures(cfg)
+    # refuse what cannot run before any work: alignment names, --probe
     alignment = aln.check_alignment_names(cfg.alignment)
-    for name in cfg.measures:
-        if aln.is_alignment_name(name):
-            from babelmap.engine.errors import BabelmapError
-            raise BabelmapError(f"--measures {name}: {name} is a model alignment measure, not a linguistic one; "
-                                f"use --alignment {name}")
     if cfg.probe:
         prb.require_flores(cfg.format)
     out = Path(cfg.out)
