@@ -380,7 +380,8 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
             groups_all, unit = bootstrap_groups(src, selected, bootstrap_unit, documents, bootstrap_block)
             boot = BlockGrams(L, K, n_blocks=unit["bootstrap_groups"])
         t0 = time.perf_counter()
-        reader = _Reader(src, plan, lang_arg, layer_pos)
+        # every hidden state in store order: read them as one slice (an h5py list selection is slower)
+        reader = _Reader(src, plan, lang_arg, None if layer_pos == list(range(K_all)) else layer_pos)
         pos = 0
         with _progress(len(selected), "similarity", progress) as bar:
             for _, raw, m in reader:
