@@ -115,7 +115,7 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
 
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", nargs="?", default="all", choices=("all", "train", "eval", "report"),
+    ap.add_argument("stage", nargs="?", default="all", choices=("all", "train", "eval", "probe", "report"),
                     help="train: the three trained checkpoints; eval: measures of --checkpoints; "
                          "report: table, JSON, figures (all: everything, in order)")
     ap.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=CHECKPOINTS)
@@ -136,6 +136,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--distant", default="jpn_Jpan")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--only", choices=("adjusted", "finetuned", "continual"), default=None,
+                    help="train: only this checkpoint (e.g. finetuned and continual in two processes)")
     ap.add_argument("--wait", action="store_true", help="eval: wait for a checkpoint still being trained")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forgetting.json")
     ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
@@ -192,13 +194,15 @@ def train(st: Study, timing: dict) -> None:
                          encoding="utf-8")
     kw = dict(epochs=args.ft_epochs, lr=args.ft_lr, batch_size=args.ft_batch, seed=args.seed, device="cpu",
               max_length=256, freeze_embeddings=True, overwrite=True)
-    if not (work / "finetuned" / "config.json").exists():
+    if args.only == "adjusted":
+        return
+    if args.only != "continual" and not (work / "finetuned" / "config.json").exists():
         t = time.time()
         log("fine-tuning (task loss only)")
         r = finetune(adj_dir, train_tsv, work / "finetuned", **kw)
         timing["finetune_s"] = time.time() - t
         log(f"finetuned: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}")
-    if not (work / "continual" / "config.json").exists():
+    if args.only != "finetuned" and not (work / "continual" / "config.json").exists():
         from transformers import AutoModel, AutoTokenizer
         t = time.time()
         log("fine-tuning with the alignment loss (continual)")
@@ -210,7 +214,7 @@ def train(st: Study, timing: dict) -> None:
         timing["continual_s"] = time.time() - t
         log(f"continual: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}, "
             f"last alignment terms {extra.parts}")
-    (work / "timing-train.json").write_text(json.dumps(timing))
+    (work / f"timing-train-{args.only or 'all'}.json").write_text(json.dumps(timing))
 
 
 def evaluate(st: Study, name: str, wait: bool) -> None:
@@ -235,6 +239,16 @@ def evaluate(st: Study, name: str, wait: bool) -> None:
     log(f"evaluated {name} in {time.time() - t:.0f} s")
 
 
+def train_features(st: Study, name: str) -> None:
+    """English train embeddings of a fine-tuned checkpoint, so the same probe as for base and
+    adjusted can be read off its encoder (beside its own head)."""
+    path = st.work / f"features-{name}-train.npz"
+    if not path.exists():
+        log(f"probe features: {name}")
+        feats, _ = encode_checkpoint(st.dirs[name], {"train_" + ENG: [st.text(ENG)[s] for s in st.tr_ids]}, set())
+        np.savez(path, X=feats["X_train_" + ENG])
+
+
 def report(st: Study) -> dict:
     from babelmap.analysis.forgetting import accuracy_with_interval, layer_row, zero_shot
     from babelmap.analysis.wordalign import analyse, store_alignment
@@ -243,21 +257,26 @@ def report(st: Study) -> dict:
     y_te = np.array([st.label[s] for s in st.te_ids])
     y_tr = np.array([st.label[s] for s in st.tr_ids])
     groups = [st.article[s] for s in st.te_ids]
-    feats = {n: dict(np.load(work / f"features-{n}.npz")) for n in CHECKPOINTS}
+    done = [n for n in CHECKPOINTS if (work / f"features-{n}.npz").exists() and (work / f"words-{n}.h5").exists()]
+    feats = {n: dict(np.load(work / f"features-{n}.npz")) for n in done}
     topic: dict[str, dict] = {}
     # the probe on English train embeddings of base/adjusted; the fine-tuned checkpoints' own head
-    for n in ("base", "adjusted"):
+    for n in [n for n in ("base", "adjusted") if n in done]:
         z = feats[n]
         row = {s: i for i, s in enumerate(st.probe_ids)}
         Xtr = z["X_train_" + ENG][[row[s] for s in st.tr_ids]]   # the fine-tuning sentences
         topic[n] = {"probe": zero_shot(Xtr, y_tr, {l: z[f"X_{l}"] for l in langs}, y_te, groups,
                                        len(st.names), seed=args.seed)}
-    for n in ("finetuned", "continual"):
+    for n in [n for n in ("finetuned", "continual") if n in done]:
         topic[n] = {"head": {l: accuracy_with_interval(feats[n][f"pred_{l}"], y_te, groups, seed=args.seed)
                              for l in langs}}
+        extra = work / f"features-{n}-train.npz"
+        if extra.exists():
+            topic[n]["probe"] = zero_shot(np.load(extra)["X"], y_tr, {l: feats[n][f"X_{l}"] for l in langs}, y_te,
+                                          groups, len(st.names), seed=args.seed)
     majority = np.bincount(y_tr).argmax()
     chance = accuracy_with_interval(np.full(len(y_te), majority), y_te, groups, seed=args.seed)
-    words = {n: str(work / f"words-{n}.h5") for n in CHECKPOINTS}
+    words = {n: str(work / f"words-{n}.h5") for n in done}
     word_rows, align_lines = {}, {}
     with open_words(words["base"]) as ws_base:
         for tgt in (DEU, FRA):
@@ -268,24 +287,25 @@ def report(st: Study) -> dict:
     print(f"\nword measures, held-out test articles ({len(st.te_ids)} sentences); links: base model, layer {args.layer}")
     print(f"{'pair':9} {'checkpoint':10} " + " ".join(f"L{k} cos/gap/ret".rjust(20) for k in (4, 8, K - 1)))
     for tgt in (DEU, FRA):
-        for n in CHECKPOINTS:
+        for n in done:
             cells = [layer_row(word_rows[tgt], n, k) for k in (4, 8, K - 1)]
             print(f"eng-{tgt[:3]:5} {n:10} " + " ".join(
                 f"{c['cos_aligned']:.3f}/{c['cos_diff']:.3f}/{c['retrieval']:.3f}".rjust(20) for c in cells))
     print(f"\nzero-shot topic accuracy, {len(st.te_ids)} test sentences (majority class {chance['accuracy']:.3f})")
     print(f"{'checkpoint':10} {'how':6} " + " ".join(l.rjust(18) for l in langs))
-    for n in CHECKPOINTS:
+    for n in done:
         for how, acc in topic[n].items():
             print(f"{n:10} {how:6} " + " ".join(
                 f"{acc[l]['accuracy']:.3f} [{acc[l]['low']:.2f},{acc[l]['high']:.2f}]".rjust(18) for l in langs))
-    rec = {n: json.loads((Path(st.dirs[n]) / "babelmap_finetune.json").read_text()) for n in ("finetuned", "continual")}
+    rec = {n: json.loads((Path(st.dirs[n]) / "babelmap_finetune.json").read_text()) for n in ("finetuned", "continual")
+           if (Path(st.dirs[n]) / "babelmap_finetune.json").exists()}
     adj = json.loads((work / "adjusted" / "babelmap_model.json").read_text())
     timing = {}
     for f in sorted(work.glob("timing-*.json")):
         timing[f.stem] = json.loads(f.read_text())
     return {
         "study": "forgetting (issue 18 item 5)", "model": "multilingual-e5-small-q4 (embedded default)",
-        "seed": args.seed, "single_seed": True, "threads": args.threads, "load_average": list(os.getloadavg()),
+        "checkpoints": done, "seed": args.seed, "single_seed": True, "threads": args.threads, "load_average": list(os.getloadavg()),
         "cpu_count": os.cpu_count(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "adjust": {k: adj.get(k) for k in ("src", "tgt", "n_pairs", "n_links", "steps", "batch_size", "lr",
@@ -314,6 +334,11 @@ def main(argv=None) -> int:
     if args.stage in ("all", "eval"):
         for n in args.checkpoints:
             evaluate(st, n, args.wait)
+    if args.stage in ("all", "probe"):
+        for n in [n for n in args.checkpoints if n in ("finetuned", "continual")]:
+            while args.wait and not (Path(st.dirs[n]) / "config.json").exists():
+                time.sleep(20)
+            train_features(st, n)
     if args.stage in ("all", "report"):
         result = report(st)
         args.out.parent.mkdir(parents=True, exist_ok=True)
@@ -340,7 +365,7 @@ def plot(result: dict, folder: Path, langs: list[str]) -> None:
                                              ("cos_diff", "unrelated - aligned (cosine)"),
                                              ("retrieval", "word retrieval"))):
             ax = axes[i, j]
-            for name in CHECKPOINTS:
+            for name in result["checkpoints"]:
                 pts = sorted((r["layer"], r[metric]) for r in rows if r["checkpoint"] == name)
                 ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name, color=colours[name])
             ax.set_title(f"eng-{tgt[:3]}: {title}", fontsize=10)
@@ -355,7 +380,7 @@ def plot(result: dict, folder: Path, langs: list[str]) -> None:
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    bars = [(n, h) for n in CHECKPOINTS for h in ("probe", "head") if h in result["topic_accuracy"][n]]
+    bars = [(n, h) for n in result["checkpoints"] for h in ("probe", "head") if h in result["topic_accuracy"][n]]
     width = 0.8 / len(bars)
     for b, (n, h) in enumerate(bars):
         acc = [result["topic_accuracy"][n][h][l] for l in langs]
