@@ -106,6 +106,8 @@ def _collective(state, what: str, fn, *args):
         return fn(*args) if fn is not None else None
     try:
         return fn(*args)
+    except StoreError:
+        raise  # stopped by the launcher (SIGTERM handler): already one clear line
     except Exception as e:  # noqa: BLE001 - gloo/nccl raise RuntimeError/DistBackendError
         raise StoreError(f"process {state.process_index}: another process stopped or did not answer within "
                          f"{dist_timeout():.0f} s while {what} ({e.__class__.__name__}: {str(e)[:200]}); "
