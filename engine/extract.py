@@ -219,7 +219,8 @@ def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *
             max_length: int | None = None, token_budget: int | None = None, prefix: str | None = None,
             progress: bool = True, skip_bad: bool = False, overwrite: bool = False, keep_parts: bool = False,
             layers: str | Sequence[int] | None = None, unit_sentences: int | None = None,
-            tokenizer_threads: int | None = None, release_texts: bool = False) -> Path:
+            tokenizer_threads: int | None = None, release_texts: bool = False,
+            revision: str | None = None) -> Path:
     """Embed every present sentence of every language of `corpus` at every hidden state (or
     the `layers` kept) and write the store `out`. Works as one process and under `torchrun` /
     `accelerate launch --multi_gpu` (each process takes a share of the units; the main
@@ -262,7 +263,7 @@ def extract(corpus: ParallelCorpus, out: str | os.PathLike, model: Any = None, *
         _barrier(state, "starting")
         return _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget,
                     prefix, progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
-                    release_texts)
+                    release_texts, revision)
     finally:
         if restore is not None:
             signal.signal(signal.SIGTERM, restore)
@@ -295,7 +296,7 @@ class _Share:
 
 def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_length, token_budget, prefix,
          progress, skip_bad, overwrite, keep_parts, layers, unit_sentences, tokenizer_threads,
-         release_texts) -> Path:
+         release_texts, revision=None) -> Path:
     from babelmap.engine.parts import parts_dir, reset_test_counter
     main = state.is_main_process
     folder = parts_dir(out)
@@ -316,14 +317,18 @@ def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_len
     # 1. model, settings, provenance, plan (identical on every process)
     dev = _device_for(state, device)
     if hasattr(model, "embed") and hasattr(model, "tokenizer"):
+        if revision:
+            raise ModelError(f"--revision {revision} needs a model name, not an already loaded model")
         lm = model
         compute_dtype = str(getattr(lm, "dtype", "float32")).replace("torch.", "")
     else:
         from babelmap.engine.models import load_model
         from babelmap.engine.models.loading import resolve_device
         compute_dtype = resolve_compute_dtype(dtype, str(resolve_device(dev)))
-        lm = load_model(model, device=dev, dtype=compute_dtype, prefix=prefix)
-    if max_length is not None:
+        # max_length is checked against the model's own position table (may exceed the default cap)
+        lm = load_model(model, device=dev, dtype=compute_dtype, prefix=prefix, revision=revision,
+                        max_length=max_length)
+    if max_length is not None and int(max_length) != int(lm.max_length):
         if int(max_length) > int(lm.max_length):
             raise ModelError(f"--max-length {max_length}: model {lm.name} reads at most {lm.max_length} tokens")
         lm.max_length = int(max_length)

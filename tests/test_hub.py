@@ -181,3 +181,28 @@ def test_online_fetches_only_what_loading_needs(monkeypatch, tmp_path, has_safet
                           "tokenizer_config.json"] + weights)
     assert snap.commit == NEW
     assert calls == [("main", False)] + ([] if has_safetensors else [(NEW, False)])
+
+
+def test_cli_extract_by_name_and_revision_records_the_commit(offline, tmp_path):
+    """`babelmap extract --model ORG/NAME --revision C` in a real process, offline from the fake
+    cache: the store records the repo id and the resolved commit, and its rows are the old
+    snapshot's (not refs/main's)."""
+    import h5py
+    corpus = tmp_path / "corpus"
+    corpus.mkdir()
+    for lang in ("eng_Latn", "deu_Latn"):
+        (corpus / f"{lang}.txt").write_text("one sentence here\ntwo more words\n", encoding="utf-8")
+    env = {**os.environ, "HF_HUB_CACHE": str(offline["cache"]), "HF_HUB_OFFLINE": "1", "OMP_NUM_THREADS": "1"}
+    stores = {}
+    for rev in (OLD, None):
+        out = tmp_path / f"s-{rev or 'main'}.h5"
+        cmd = [sys.executable, "-m", "babelmap", "extract", "--corpus", str(corpus), "--format", "plain",
+               "--model", REPO, "--device", "cpu", "--no-progress", "--out", str(out)]
+        r = subprocess.run(cmd + (["--revision", rev] if rev else []), capture_output=True, text=True, env=env,
+                           timeout=300)
+        assert r.returncode == 0, r.stderr
+        with h5py.File(out, "r") as f:
+            assert f.attrs["model"] == REPO
+            assert f.attrs["model_revision"] == (rev or NEW)
+            stores[rev] = f["embeddings"][()].astype(np.float32)
+    assert np.abs(stores[OLD] - stores[None]).max() > 1e-3

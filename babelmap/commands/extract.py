@@ -34,6 +34,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     add_corpus_arguments(p)
     p.add_argument("--model", default=None, help="model id or checkpoint folder (default: the embedded "
                    "multilingual-e5-small-q4)")
+    p.add_argument("--revision", default=None, help="hub model revision: branch, tag or commit (default: main); "
+                   "the store records the resolved commit")
     p.add_argument("--pooling", default=None, help="pooling (default: the model family's)")
     p.add_argument("--dtype", default="auto", choices=sorted(DTYPES),
                    help="forward precision (default auto: bf16 on CUDA, fp32 on CPU; recorded in the store)")
@@ -90,7 +92,7 @@ def run(args: argparse.Namespace) -> int:
                   token_budget=args.token_budget, prefix=args.prefix, progress=not args.no_progress,
                   skip_bad=args.skip_bad, overwrite=args.overwrite, keep_parts=args.keep_parts,
                   layers=args.layers, unit_sentences=args.unit_sentences,
-                  tokenizer_threads=args.tokenizer_threads, release_texts=True)
+                  tokenizer_threads=args.tokenizer_threads, release_texts=True, revision=args.revision)
     if int(os.environ.get("RANK", "0")) == 0:
         print(summary(Path(out), time.perf_counter() - t0))
     return 0
