@@ -168,7 +168,7 @@ def test_layers_keep_only_some_hidden_states(tmp_path, tiny_bert, rows):
     from babelmap.errors import ModelError
     with pytest.raises(ModelError, match="hidden state 7 does not exist; this model has 3"):
         extract(corpus, tmp_path / "x.h5", str(tiny_bert), device="cpu", progress=False, layers="0,7")
-    with pytest.raises(ModelError, match="reads at most 128 tokens"):
+    with pytest.raises(ModelError, match="at most --max-length 128"):
         extract(corpus, tmp_path / "x.h5", str(tiny_bert), device="cpu", progress=False, max_length=100000)
 
 
