@@ -57,3 +57,15 @@ def ebible_dir() -> Path:
 def tiny_bert(tmp_path_factory) -> Path:
     from tiny import make_tiny_model
     return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert")
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_torch_thread():
+    """Tiny models on a loaded 2-core machine spend their time in thread hand-offs (48 ms per
+    tiny matmul measured with 2 threads at load 12): one torch thread in every test module,
+    restored after it. A test that needs more sets its own."""
+    import torch
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -16,14 +16,6 @@ from babelmap.engine.models import default_compute_dtype, load_model
 from tiny import make_tiny_family
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a loaded 2-core machine spend their time in thread hand-offs (48 ms per
-    tiny matmul measured with 2 threads at load 12): one thread, restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 TEXTS = ["Hi.", "The quick brown fox jumps over the lazy dog.", "Быстрая лиса."]
 

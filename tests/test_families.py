@@ -26,14 +26,6 @@ from babelmap.engine.models import load_model
 from tiny import FAMILIES, LLM_FAMILIES, make_tiny_family
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a loaded 2-core machine spend their time in thread hand-offs (48 ms per
-    tiny matmul measured with 2 threads at load 12): one thread, restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 LAYERS = 2
 TEXTS = ["Hi.", "The quick brown fox jumps over the lazy dog.", "Быстрая коричневая лиса прыгает.",

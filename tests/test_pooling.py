@@ -10,14 +10,6 @@ from babelmap.engine.models.pooling import canine_downsampled_mask, pool, poolin
 from tiny import make_tiny_family
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    """Tiny models on a loaded 2-core machine spend their time in thread hand-offs (48 ms per
-    tiny matmul measured with 2 threads at load 12): one thread, restored after the module."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 TEXTS = ["Hi.", "The quick brown fox jumps over the lazy dog.", "Быстрая лиса.",
          "敏捷的棕色狐狸跳过了懒狗。", "In the beginning was the Word, and the Word was with God, amen."]
