@@ -6,13 +6,13 @@ import argparse
 
 NAME = "finetune"
 HELP = "fine-tune a model for sequence classification (accelerate); saves a checkpoint for extract"
-EXAMPLE = """babelmap finetune --model xlmr-base/ --train nli.en.tsv --out xlmr-nli-en/ --epochs 3 --lr 2e-5 --bf16
+EXAMPLE = """babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/ --epochs 3 --lr 2e-5 --bf16
 accelerate launch --num_processes 2 -m babelmap finetune --model xlmr-base/ --train nli.en.tsv --out xlmr-nli-en/
 babelmap extract --corpus flores200/dev --format flores --model xlmr-nli-en/ --pooling cls --out tuned.h5"""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", required=True, help="local Hugging Face checkpoint directory")
+    p.add_argument("--model", required=True, help="Hugging Face Hub id or checkpoint folder")
     p.add_argument("--train", required=True, help="UTF-8 file, one `text<TAB>label` per line")
     p.add_argument("--out", required=True, help="output checkpoint directory")
     p.add_argument("--epochs", type=int, default=3, help="epochs (default 3)")

@@ -87,10 +87,9 @@ def finetune(model_dir: str | os.PathLike, train: str | os.PathLike, out: str | 
     from transformers import AutoModelForSequenceClassification, AutoTokenizer, get_linear_schedule_with_warmup
 
     t0 = time.perf_counter()
-    model_dir, out = Path(model_dir), Path(out)
-    if not (model_dir / "config.json").exists():
-        raise ModelError(f"{model_dir} is not a Hugging Face checkpoint directory (no config.json); "
-                         "babelmap never downloads: pass a local folder")
+    from babelmap.engine.models.loading import resolve_model_dir
+    out = Path(out)
+    model_dir, _ = resolve_model_dir(str(model_dir))  # a checkpoint folder, or a hub id as transformers resolves it
     if out.exists() and any(out.iterdir()) and not overwrite:
         raise BabelmapError(f"{out} exists and is not empty; pass --overwrite to replace it")
     if epochs < 1 or batch_size < 1 or lr <= 0:
