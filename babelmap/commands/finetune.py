@@ -7,7 +7,7 @@ import argparse
 NAME = "finetune"
 HELP = "fine-tune a model for sequence classification (accelerate); saves a checkpoint for extract"
 EXAMPLE = """babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/ --epochs 3 --lr 2e-5 --bf16
-accelerate launch --num_processes 2 -m babelmap finetune --model xlmr-base/ --train nli.en.tsv --out xlmr-nli-en/
+accelerate launch --multi_gpu --num_processes 2 -m babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/
 babelmap extract --corpus flores200/dev --format flores --model xlmr-nli-en/ --pooling cls --out tuned.h5"""
 
 
