@@ -261,13 +261,60 @@ class SimilarityResult:
     def export_tsv(self, folder: str | os.PathLike, diagonal_empty: bool = True) -> list[Path]:
         """One square TSV per layer, `<folder>/sents_layer<N>.tsv`, in the reference release format
         (ids as row and column labels, tab separated, empty diagonal as released; NaN cells empty).
-        `from_tsv` reads them back."""
+        Atomic: written into a temporary sibling folder, then renamed into place (an existing folder
+        is moved aside first and removed after), so `folder` is never half written. `from_tsv`
+        reads them back."""
+        import shutil
         folder = Path(folder)
-        folder.mkdir(parents=True, exist_ok=True)
-        out = []
-        for k in self._layers:
-            out.append(self.matrix(k).to_tsv(folder / f"sents_layer{k}.tsv", diagonal_empty=diagonal_empty))
-        return out
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
+        old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
+        shutil.rmtree(tmp, ignore_errors=True)
+        try:
+            tmp.mkdir()
+            for k in self._layers:
+                self.matrix(k).to_tsv(tmp / f"sents_layer{k}.tsv", diagonal_empty=diagonal_empty)
+            if folder.exists():
+                os.replace(folder, old)
+            os.replace(tmp, folder)
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if old.exists() and not folder.exists():
+                os.replace(old, folder)
+            raise
+        shutil.rmtree(old, ignore_errors=True)
+        return [folder / f"sents_layer{k}.tsv" for k in self._layers]
+
+    def summary_lines(self, layer: int | None = None, top: int = 5) -> list[str]:
+        """A few lines a person reads after a run: the support (shared sentences per pair), the
+        off-diagonal range and mean at `layer` (None: the last) and the `top` most similar pairs
+        (only the pivot's pairs when a pivot was used)."""
+        k = self._layers[-1] if layer is None else layer
+        sim = self.sim[self.layer_index(k)]
+        L = len(self._languages)
+        off = ~np.eye(L, dtype=bool)
+        pivot = self.attrs.get("pivot") or None
+        if pivot:
+            p = self._languages.index(pivot)
+            off &= (np.arange(L)[:, None] == p) | (np.arange(L)[None, :] == p)
+        vals = sim[off]
+        lines = []
+        if L > 1:
+            no_pair = int(((self.count == 0) & off).sum() // 2)
+            lines.append(f"shared sentences per {'pair with the pivot' if pivot else 'pair'}: min "
+                         f"{int(self.count[off].min())}, median {int(np.median(self.count[off]))}; "
+                         f"pairs without a shared sentence: {no_pair}")
+        if L < 2 or not np.isfinite(vals).any():
+            return lines
+        rows, cols = np.triu_indices(L, 1)
+        keep = off[rows, cols]
+        rows, cols = rows[keep], cols[keep]
+        s = sim[rows, cols]
+        order = np.argsort(-np.where(np.isnan(s), -np.inf, s))[:top]
+        pairs = ", ".join(f"{self._languages[rows[o]]}-{self._languages[cols[o]]} {s[o]:.4f}" for o in order
+                          if np.isfinite(s[o]))
+        return lines + [f"layer {k}: off-diagonal {self.measure} {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
+                        f"(mean {np.nanmean(vals):.4f})", f"highest at layer {k}: {pairs}"]
 
     @classmethod
     def from_tsv(cls, folder: str | os.PathLike, pattern: str = "sents_layer*.tsv") -> "SimilarityResult":

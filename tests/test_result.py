@@ -185,3 +185,26 @@ def test_from_tsv_reads_export_tsv_back(tmp_path):
     (tmp_path / "tsv" / "sents_layer3.tsv").write_text("\tdeu_Latn\ndeu_Latn\t1.0\n")
     with pytest.raises(StoreError, match="sents_layer3.tsv: languages differ"):
         SimilarityResult.from_tsv(tmp_path / "tsv")
+
+
+def test_summary_lines_state_support_range_and_top_pairs():
+    """The lines `babelmap similarity` prints, against NumPy on the same matrix (pivot too)."""
+    r = _result()
+    lines = r.summary_lines(layer=6)
+    k = r.layers.index(6)
+    L = len(r.languages)
+    off = ~np.eye(L, dtype=bool)
+    vals = r.sim[k][off]
+    assert lines[0] == (f"shared sentences per pair: min {int(r.count[off].min())}, median "
+                        f"{int(np.median(r.count[off]))}; pairs without a shared sentence: "
+                        f"{int(((r.count == 0) & off).sum() // 2)}")
+    assert lines[1] == (f"layer 6: off-diagonal cosine-mean {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
+                        f"(mean {np.nanmean(vals):.4f})")
+    iu = np.triu_indices(L, 1)
+    best = int(np.nanargmax(np.where(np.isnan(r.sim[k][iu]), -np.inf, r.sim[k][iu])))
+    a, b = r.languages[iu[0][best]], r.languages[iu[1][best]]
+    assert lines[2].startswith(f"highest at layer 6: {a}-{b} {r.sim[k][iu][best]:.4f}")
+    piv = SimilarityResult(r.languages, r.layers, r.sim, r.count, attrs={"pivot": r.languages[0]})
+    pl = piv.summary_lines(layer=6)
+    assert pl[0].startswith("shared sentences per pair with the pivot")
+    assert all(r.languages[0] in pair for pair in pl[2].split(": ", 1)[1].split(", "))

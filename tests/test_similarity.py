@@ -307,11 +307,10 @@ def test_nan_in_the_store_warns_with_language_and_layer(tmp_path, capsys):
 
 def test_tsv_export_is_atomic(tmp_path, monkeypatch):
     """A failure midway leaves the previous TSV folder as it was and no temporary behind."""
-    from babelmap.commands.similarity import export_tsv_atomic
     E, M = data()
     r = similarity_from_arrays(E, M, LANGS, device="cpu")
     folder = tmp_path / "tsv"
-    files = export_tsv_atomic(r, folder)
+    files = r.export_tsv(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["sents_layer0.tsv", "sents_layer1.tsv", "sents_layer2.tsv"]
     before = {p.name: p.read_bytes() for p in files}
     real = type(r.matrix(0)).to_tsv
@@ -326,11 +325,11 @@ def test_tsv_export_is_atomic(tmp_path, monkeypatch):
     monkeypatch.setattr(type(r.matrix(0)), "to_tsv", failing)
     r2 = similarity_from_arrays(E[:, :2], M, LANGS, device="cpu")
     with pytest.raises(OSError):
-        export_tsv_atomic(r2, folder)
+        r2.export_tsv(folder)
     assert {p.name: p.read_bytes() for p in folder.iterdir()} == before
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
     monkeypatch.setattr(type(r.matrix(0)), "to_tsv", real)
-    export_tsv_atomic(r2, folder)
+    r2.export_tsv(folder)
     assert sorted(p.name for p in folder.iterdir()) == ["sents_layer0.tsv", "sents_layer1.tsv"]
 
 

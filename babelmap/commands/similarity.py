@@ -85,31 +85,7 @@ def _check_outputs(args: argparse.Namespace) -> None:
         raise BabelmapError(f"--tsv {args.tsv} is a file; give a folder for the per-layer TSV files")
 
 
-def export_tsv_atomic(result, folder: Path) -> list[Path]:
-    """`result.export_tsv` into a temporary sibling folder, then renamed into place (an existing
-    folder is moved aside first and removed after), so `folder` is never half written."""
-    import os
-    import shutil
-    tmp = folder.with_name(f".{folder.name}.tmp-{os.getpid()}")
-    old = folder.with_name(f".{folder.name}.old-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        files = result.export_tsv(tmp)
-        if folder.exists():
-            os.replace(folder, old)
-        os.replace(tmp, folder)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not folder.exists():
-            os.replace(old, folder)
-        raise
-    shutil.rmtree(old, ignore_errors=True)
-    return [folder / p.name for p in files]
-
-
 def run(args: argparse.Namespace) -> int:
-    import numpy as np
-
     from babelmap.engine.store import open_store
     from babelmap.kernels.similarity import compute_similarity
 
@@ -128,18 +104,10 @@ def run(args: argparse.Namespace) -> int:
                                     measure=args.measure, pivot=args.pivot)
     result.attrs["command"] = " ".join(["babelmap"] + sys.argv[1:])
     out = result.save(args.out)
-    tsv = export_tsv_atomic(result, args.tsv) if args.tsv else []
+    tsv = result.export_tsv(args.tsv) if args.tsv else []
     wall = time.perf_counter() - t0
 
-    L = len(result.languages)
-    last = result.layers[-1]
-    off = ~np.eye(L, dtype=bool)
-    if args.pivot:                       # only the pivot's pairs were computed
-        p = result.languages.index(args.pivot)
-        off &= np.zeros((L, L), bool) | (np.arange(L)[:, None] == p) | (np.arange(L)[None, :] == p)
-    vals = result.sim[-1][off]
-    no_pair = int(((result.count == 0) & off).sum() // 2)
-    pairs_kind = "pair with the pivot" if args.pivot else "pair"
+    L, last = len(result.languages), result.layers[-1]
     measure = result.attrs.get("measure", "cosine-mean")
     boot = ""
     if args.bootstrap:
@@ -148,24 +116,14 @@ def run(args: argparse.Namespace) -> int:
     print(f"{out}: {measure}, {L} languages x {len(result.layers)} layers ({result.layers[0]}..{last}), "
           f"{result.attrs['n_sentences']} sentences, device {result.attrs['device']}, {args.precision}"
           f"{', centered' if args.center else ''}{f', pivot {args.pivot}' if args.pivot else ''}{boot}")
-    print(f"  time {wall:.1f} s" + (f" (read {result.attrs['read_seconds']:.1f} s)" if "read_seconds" in result.attrs
-                                   else "") + "; "
-          f"shared sentences per {pairs_kind}: min {int(result.count[off].min()) if L > 1 else 0}, "
-          f"median {int(np.median(result.count[off])) if L > 1 else 0}; pairs without a shared sentence: {no_pair}")
+    lines = result.summary_lines()
+    read = f" (read {result.attrs['read_seconds']:.1f} s)" if "read_seconds" in result.attrs else ""
+    print(f"  time {wall:.1f} s{read}" + (f"; {lines.pop(0)}" if L > 1 else ""))
     for d in result.attrs.get("nan_inputs", []) or []:
         print(f"warning: the store holds NaN in {d['language']} at layer {d['layer']} ({d['sentences']} "
               f"sentences): its values at that layer are NaN", file=sys.stderr)
-    if L > 1 and np.isfinite(vals).any():
-        print(f"  layer {last}: off-diagonal {measure} {np.nanmin(vals):.4f} .. {np.nanmax(vals):.4f} "
-              f"(mean {np.nanmean(vals):.4f})")
-        rows, cols = np.triu_indices(L, 1)
-        keep = off[rows, cols]
-        iu = (rows[keep], cols[keep])
-        s = result.sim[-1][iu]
-        order = np.argsort(-np.where(np.isnan(s), -np.inf, s))[:5]
-        pairs = ", ".join(f"{result.languages[iu[0][o]]}-{result.languages[iu[1][o]]} {s[o]:.4f}" for o in order
-                          if np.isfinite(s[o]))
-        print(f"  highest at layer {last}: {pairs}")
+    for line in lines:
+        print(f"  {line}")
     if tsv:
         print(f"  {len(tsv)} TSV files in {args.tsv}")
     return 0
