@@ -31,19 +31,23 @@ FORMAT_VERSION = 1
 
 
 # -- split ---------------------------------------------------------------------------------
+def _majority_label(articles: Sequence[str], labels: Sequence[int]) -> tuple[list[str], dict[str, int]]:
+    """(articles as a list, each article's majority label, ties to the lower label)."""
+    articles = list(articles)
+    per: dict[str, dict[int, int]] = {}
+    for a, y in zip(articles, np.asarray(labels)):
+        per.setdefault(a, {}).setdefault(int(y), 0)
+        per[a][int(y)] += 1
+    return articles, {a: min(c, key=lambda y: (-c[y], y)) for a, c in per.items()}
+
+
 def split_by_article(articles: Sequence[str], labels: Sequence[int], test_fraction: float = 0.3,
                      seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """(train, test) boolean masks over sentences: whole articles go to one side. Per category
     (an article under its majority label, ties to the lower label) a seeded random
     `test_fraction` of the articles (at least 1 when the category has 2 or more, never all)
     are test articles."""
-    articles = list(articles)
-    labels = np.asarray(labels)
-    per: dict[str, dict[int, int]] = {}
-    for a, y in zip(articles, labels):
-        per.setdefault(a, {}).setdefault(int(y), 0)
-        per[a][int(y)] += 1
-    major = {a: min(c, key=lambda y: (-c[y], y)) for a, c in per.items()}
+    articles, major = _majority_label(articles, labels)
     rng = np.random.default_rng(seed)
     test_articles: set[str] = set()
     for y in sorted(set(major.values())):
@@ -60,13 +64,7 @@ def article_folds(articles: Sequence[str], labels: Sequence[int], n_folds: int =
     category (an article under its majority label) the articles, in a seeded random order, are
     dealt round-robin to the folds (the count carried across categories to balance fold sizes),
     so a category with at least 2 articles has train articles in every fold."""
-    articles = list(articles)
-    labels = np.asarray(labels)
-    per: dict[str, dict[int, int]] = {}
-    for a, y in zip(articles, labels):
-        per.setdefault(a, {}).setdefault(int(y), 0)
-        per[a][int(y)] += 1
-    major = {a: min(c, key=lambda y: (-c[y], y)) for a, c in per.items()}
+    articles, major = _majority_label(articles, labels)
     rng = np.random.default_rng(seed)
     fold_of: dict[str, int] = {}
     dealt = 0
@@ -245,10 +243,11 @@ class ProbeGrid:
                              path=f"{self.attrs.get('path', 'probe grid')}@layer{self.layers[k]}")
 
     def save(self, path: str | os.PathLike) -> Path:
+        """Write the grid (HDF5) through engine.diskwrite: built in memory, temp name, rename."""
         import h5py
-        path = Path(path)
-        tmp = path.with_name(path.name + ".tmp")
-        with h5py.File(tmp, "w") as f:
+        from babelmap.engine.diskwrite import write_hdf5_safely
+
+        def build(f: "h5py.File") -> None:
             f.create_dataset("languages", data=np.array(self.languages, dtype=object),
                              dtype=h5py.string_dtype())
             f.create_dataset("layers", data=np.asarray(self.layers, dtype=np.int64))
@@ -260,8 +259,8 @@ class ProbeGrid:
                 if k == "path":
                     continue
                 f.attrs[k] = v if isinstance(v, (int, float, str, np.integer, np.floating)) else json.dumps(v)
-        os.replace(tmp, path)
-        return path
+
+        return write_hdf5_safely(Path(path), build, "probe grid")
 
     @classmethod
     def load(cls, path: str | os.PathLike) -> "ProbeGrid":

@@ -10,7 +10,7 @@
 
 Each function only converts arguments and calls the one owner of its concept: engine.corpora,
 engine.extract, kernels.similarity, the measure registry in analysis.linguistic,
-analysis.correlation, the pipeline. `babelmap.encode` lives in babelmap/encode.py.
+analysis.correlation, the pipeline. `babelmap.encode` lives in babelmap/encoding.py.
 """
 from __future__ import annotations
 

@@ -22,20 +22,15 @@ import json
 import os
 import re
 from pathlib import Path
-from typing import Iterable
 
 import h5py
 import numpy as np
 
-from babelmap.engine.store import FORMAT, FORMAT_VERSION, PROVENANCE_KEYS
+from babelmap.engine.store import FORMAT, FORMAT_VERSION, PROVENANCE_KEYS, _decode
 
 REQUIRED_ATTRS = ("format", "format_version", *PROVENANCE_KEYS, "babelmap_version", "created")
 HASH = re.compile(r"^[0-9a-f]{16,128}$")
 MAX_LISTED = 5
-
-
-def _decode(a: Iterable) -> list[str]:
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in a]
 
 
 def _few(names: list[str]) -> str:

@@ -304,12 +304,8 @@ def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_len
     reset_test_counter()
     if main:
         if overwrite:
-            if out.exists():
-                out.unlink()
-            shutil.rmtree(folder, ignore_errors=True)
-            shards = out.with_name(out.name + ".shards")
-            if shards.is_dir():
-                shutil.rmtree(shards, ignore_errors=True)
+            from babelmap.engine.store import remove_store
+            remove_store(out)  # the file, its shards, parts and temporaries
         for stale in out.parent.glob(f".{out.name}.tmp-*"):  # a join killed midway (we hold the lock)
             stale.unlink(missing_ok=True)
     _barrier(state, "clearing the output")

@@ -29,7 +29,6 @@ after the N-th rename (a file `<folder>/../FILLER_NAME`), so the disk is really 
 """
 from __future__ import annotations
 
-import errno
 import hashlib
 import io
 import json
@@ -40,12 +39,12 @@ import shutil
 import signal
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import Any, Mapping, Sequence
 
 import h5py
 import numpy as np
 
-from babelmap.engine.diskwrite import TMP_MARK, fsync_dir, write_bytes_safely
+from babelmap.engine.diskwrite import TMP_MARK, write_bytes_safely
 from babelmap.engine.diskspace import write_failure
 from babelmap.engine.errors import StoreError
 from babelmap.engine.store import CHUNK_BYTES, PROVENANCE_KEYS, STR
@@ -333,14 +332,6 @@ def _fill_disk(path: Path) -> None:
 
 
 # --------------------------------------------------------------------------------- reading
-def _attrs(f: h5py.File) -> dict:
-    return {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
-
-
-def _dec(a: Iterable) -> list[str]:
-    return [x.decode() if isinstance(x, bytes) else str(x) for x in a]
-
-
 def read_part_info(path: Path) -> PartInfo:
     """A part's attributes and block table (never its embeddings): one JSON record and the
     two small arrays, so a resume over thousands of parts stays quick. BadPart when it is not

@@ -176,16 +176,15 @@ def compute_alignment_measures(store, *, measures: Sequence[str] = ("mexa",), la
         if pivot is not None and pivot not in langs:
             src.index(pivot)
             raise BabelmapError(f"pivot {pivot!r} is not among the languages asked for")
-        li = {l: i for i, l in enumerate(langs)}
+        per = max(1, int(lang_block_bytes // max(1, S * H * np.dtype(dtype).itemsize)))
         if pivot is None:
-            per = max(1, int(lang_block_bytes // max(1, S * H * np.dtype(dtype).itemsize)))
             lgroups = _groups(L, per)
             gpairs = [(A, B) for ai, A in enumerate(lgroups) for B in lgroups[ai:]]
         else:
-            p = li[pivot]
-            per = max(1, int(lang_block_bytes // max(1, S * H * np.dtype(dtype).itemsize)))
+            p = langs.index(pivot)
             others = [i for i in range(L) if i != p]
-            gpairs = [([p], [others[j] for j in g]) for g in _groups(len(others), per)]
+            pa = [p]  # one list for every group, so the pivot's rows are read once per layer (cache by id)
+            gpairs = [(pa, [others[j] for j in g]) for g in _groups(len(others), per)]
 
         mask = np.asarray(src.mask, bool)[[src.index(l) for l in langs]][:, selected]      # [L, S]
         C = (mask.astype(np.float64) @ mask.T.astype(np.float64)).round().astype(np.int64)

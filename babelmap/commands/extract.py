@@ -58,33 +58,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", required=True, help="the store to write (HDF5)")
 
 
-def load_corpus(args: argparse.Namespace):
-    """The corpus the shared corpus options select (kept for commands that import it)."""
-    return corpus_from_args(args)
-
-
-def summary(path: Path, seconds: float | None = None) -> str:
-    """A few lines describing a store (engine.store.describe_store when present)."""
-    from babelmap.engine import store as _store
-    if hasattr(_store, "describe_store"):
-        return _store.describe_store(path, seconds)
-    with _store.open_store(path) as st:
-        L, K, S, H = st.shape
-        mask, ntok, a = st.mask, st.n_tokens, st.attrs
-    size = os.path.getsize(path) / 2**20
-    lines = [f"store {path}: {L} languages x {S} sentences x {K} hidden states x {H} dims, "
-             f"{a.get('dtype')}, {size:.1f} MiB",
-             f"  model {a.get('model')} (pooling {a.get('pooling')}, {a.get('compute_dtype', '?')}), "
-             f"corpus {a.get('corpus_name')}",
-             f"  {int(mask.sum())} sentences present ({100 * mask.mean():.1f}% of the grid), "
-             f"{int(ntok.sum())} tokens"]
-    if seconds is not None:
-        lines[-1] += f", {seconds:.1f} s"
-    return "\n".join(lines)
-
-
 def run(args: argparse.Namespace) -> int:
     from babelmap.engine.extract import check_out, extract
+    from babelmap.engine.store import describe_store
     t0 = time.perf_counter()
     check_out(Path(args.out), args.overwrite)
     out = extract(corpus_from_args(args), args.out, args.model, pooling=args.pooling, dtype=DTYPES[args.dtype],
@@ -94,5 +70,5 @@ def run(args: argparse.Namespace) -> int:
                   layers=args.layers, unit_sentences=args.unit_sentences,
                   tokenizer_threads=args.tokenizer_threads, release_texts=True, revision=args.revision)
     if int(os.environ.get("RANK", "0")) == 0:
-        print(summary(Path(out), time.perf_counter() - t0))
+        print(describe_store(Path(out), time.perf_counter() - t0))
     return 0

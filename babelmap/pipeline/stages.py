@@ -95,9 +95,9 @@ class StageLog:
 # -- helpers the stages share -------------------------------------------------------------------
 def model_key(model: str | None) -> dict:
     """What identifies the model for the fingerprint: the name, or a checkpoint's content hash."""
-    if model is None or model in ("default", "multilingual-e5-small-q4"):
+    from babelmap.engine.models.loading import DEFAULT_NAMES, fingerprint_dir, resolve_model_dir
+    if model in DEFAULT_NAMES:
         return {"model": "default"}
-    from babelmap.engine.models.loading import fingerprint_dir, resolve_model_dir
     p = Path(model)
     if p.is_dir():
         return {"model": str(p.resolve()), "content": fingerprint_dir(p)}

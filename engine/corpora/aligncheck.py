@@ -318,9 +318,9 @@ def _blame_pivot(corpus, suspects: list[Suspect], pivot: str, n_others: int) -> 
     if not hot.any():
         return suspects
     out = [s for s in suspects if not hot[pos[s.first_id]:pos[s.last_id] + 1].any()]
+    share = [s for s in suspects if hot[pos[s.first_id]:pos[s.last_id] + 1].any()]
+    score = float(np.median([s.score for s in share]))
     for a, b, _, _ in _runs(hot.astype(int), hot.astype(float)):
-        share = [s for s in suspects if hot[pos[s.first_id]:pos[s.last_id] + 1].any()]
-        score = float(np.median([s.score for s in share]))
         sa, sb = corpus.sentence_ids[a], corpus.sentence_ids[b]
         out.append(Suspect(pivot, corpus.meta.get(pivot, {}).get("file"), source_line(corpus, pivot, sa),
                            source_line(corpus, pivot, sb), sa, sb, 0, score, b - a + 1, pivot))
