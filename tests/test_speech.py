@@ -296,3 +296,28 @@ def test_hub_snapshot_path_gives_hub_id_and_commit(tmp_path):
     snap = tmp_path / "hub" / "models--facebook--wav2vec2-xls-r-300m" / "snapshots" / ("ab" * 20)
     assert _hub_name(snap) == ("facebook/wav2vec2-xls-r-300m", "ab" * 20)
     assert _hub_name(tmp_path / "w2v") == (str(tmp_path / "w2v"), "")
+
+
+def test_load_model_passes_max_length_prefix_and_hub_revision_to_speech(models, tmp_path, monkeypatch):
+    """load_model's max_length, prefix and hub revision reach speech models as they reach text ones."""
+    from babelmap.engine.errors import ModelError
+    from babelmap.engine.models import load_model
+    from test_hub import add_snapshot
+    lm = load_model(str(models["wav2vec2"]), device="cpu", max_length=30)
+    assert lm.max_length == 30 and lm.name == str(models["wav2vec2"]) and lm.revision == ""
+    wave = tmp_path / "a.wav"
+    import soundfile
+    soundfile.write(str(wave), tone(1.0), 16000, subtype="PCM_16")
+    assert lm.token_counts([str(wave)]) == [30]          # 49 frames in 1 s, cut at 30
+    with pytest.raises(ModelError, match="--prefix 'query: ' applies to text models"):
+        load_model(str(models["wav2vec2"]), device="cpu", prefix="query: ")
+    with pytest.raises(ModelError, match="at most --max-length 500"):
+        load_model(str(models["whisper"]), device="cpu", max_length=501)
+    # by hub id and branch: the store's model and model_revision are the id and the resolved commit
+    commit = "c" * 40
+    add_snapshot(tmp_path / "hub", "org/tiny-w2v", commit, models["wav2vec2"], ref="v1")
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hub"))
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    hub = load_model("org/tiny-w2v", device="cpu", revision="v1", max_length=20)
+    assert (hub.name, hub.revision, hub.max_length) == ("org/tiny-w2v", commit, 20)
+    assert hub.provenance()["model_revision"] == commit

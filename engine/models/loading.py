@@ -255,8 +255,10 @@ def _fingerprint(path: Path, name: str, commit: str) -> str:
     return fingerprint_dir(path, commit=commit)
 
 
-def _load_speech(path: Path, config, device: torch.device, dtype: torch.dtype):
-    """Speech models go to engine/models/speech.py when it exists."""
+def _load_speech(path: Path, config, device: torch.device, dtype: torch.dtype, *, name: str, revision: str,
+                 prefix: str | None, max_length: int | None):
+    """Speech models go to engine/models/speech.py when it exists, with the id, the resolved
+    hub commit, and the prefix and max_length asked for (speech refuses a prefix)."""
     module = "babelmap.engine.models.speech"
     try:
         speech = importlib.import_module(module)
@@ -265,7 +267,8 @@ def _load_speech(path: Path, config, device: torch.device, dtype: torch.dtype):
             raise
         raise ModelError(f"{path} is a {config.model_type} speech model; speech models are not supported yet "
                          "(babelmap extracts text models)") from None
-    return speech.load_speech_model(path, config, device=device, dtype=dtype)
+    return speech.load_speech_model(path, config, device=device, dtype=dtype, name=name, revision=revision,
+                                    prefix=prefix, max_length=max_length)
 
 
 def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str = "float32",
@@ -295,7 +298,8 @@ def load_model(name_or_dir: str | None = None, device: str = "auto", dtype: str 
     except Exception as e:  # noqa: BLE001
         raise ModelError(f"cannot read the config of model {name} ({path}): {str(e).splitlines()[0]}") from e
     if getattr(config, "model_type", "") in SPEECH_TYPES:
-        return _load_speech(path, config, dev, DTYPES[dtype])
+        return _load_speech(path, config, dev, DTYPES[dtype], name=name, revision=commit, prefix=prefix,
+                            max_length=max_length)
     try:
         family = family_of(config)
         tok = AutoTokenizer.from_pretrained(str(path))

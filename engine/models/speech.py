@@ -310,8 +310,9 @@ def load_speech_model(path: str | Path, config, device: torch.device = torch.dev
     if prefix:
         raise ModelError(f"--prefix {prefix!r} applies to text models; {path} is a speech model")
     hub_name, commit = _hub_name(path)
-    name = name or hub_name
-    revision = revision if revision is not None else commit
+    if name is None or (commit and Path(name).expanduser() == path):
+        name = hub_name  # a Hugging Face cache snapshot folder records its hub id and commit
+    revision = revision or commit
     try:
         fe = AutoFeatureExtractor.from_pretrained(str(path))
     except Exception as e:  # noqa: BLE001
