@@ -27,6 +27,8 @@ FLORES = ROOT.parent / "shared" / "data" / "flores200"
 ENG, DEU, FRA = "eng_Latn", "deu_Latn", "fra_Latn"
 PREFIX = "query: "
 CHECKPOINTS = ("base", "adjusted", "finetuned", "continual")
+TRAINED = ("finetuned", "continual", "basetuned")  # basetuned: the base model fine-tuned (no adjustment)
+ALL = CHECKPOINTS + ("basetuned",)
 
 
 def log(msg: str) -> None:
@@ -66,20 +68,22 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
                       batch_size: int = 16) -> tuple[dict, dict]:
     """One forward pass per batch (prefix `query: `) gives, per language: the mean-pooled
     last-layer sentence embeddings [n, H], the classification head's predictions (a checkpoint
-    from `finetune` only) and, for `word_langs`, every word's embedding at every hidden state
+    from `finetune` only: its mean-pooled linear head) and, for `word_langs`, every word's embedding at every hidden state
     (sub-word mean, unicode segmentation: what `babelmap words` stores).
     Returns (features {"X_<lang>", "pred_<lang>"}, words {lang: (offsets, tokens, emb [K,N,H], valid)})."""
     import torch
     from tqdm.auto import tqdm
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from babelmap.analysis.forgetting import masked_mean
     from babelmap.engine.models import load_model
     from babelmap.engine.words import pooling_matrix, segment
-    head = model_dir is not None and (Path(model_dir) / "babelmap_finetune.json").exists()
+    from babelmap.training.finetune import RECORD, load_classifier
+    head = model_dir is not None and (Path(model_dir) / RECORD).exists()
     if head:
-        tok = AutoTokenizer.from_pretrained(model_dir)
-        net = AutoModelForSequenceClassification.from_pretrained(model_dir).eval()
+        clf, tok, _ = load_classifier(model_dir)
+        net = clf.encoder
+        W = clf.head.weight.detach().double().numpy()
+        b = clf.head.bias.detach().double().numpy()
     else:
         lm = load_model(model_dir, device="cpu", prefix=PREFIX)
         tok, net = lm.tokenizer, lm.model.eval()
@@ -95,8 +99,8 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
                 out = net(**enc, output_hidden_states=True)
             hs = torch.stack(out.hidden_states, 1).float().numpy()          # [B, K, T, H]
             X.append(masked_mean(hs[:, -1], enc["attention_mask"].numpy()))
-            if head:
-                P.append(out.logits.argmax(-1).numpy())
+            if head:  # the checkpoint's own linear head on the mean-pooled last layer
+                P.append(np.argmax(X[-1] @ W.T + b, axis=1))
             if lang in word_langs:
                 for b, t in enumerate(chunk):
                     spans = segment(t, "unicode")
@@ -118,7 +122,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("stage", nargs="?", default="all", choices=("all", "train", "eval", "probe", "report"),
                     help="train: the three trained checkpoints; eval: measures of --checkpoints; "
                          "report: table, JSON, figures (all: everything, in order)")
-    ap.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=CHECKPOINTS)
+    ap.add_argument("--checkpoints", nargs="+", default=list(CHECKPOINTS), choices=ALL)
     ap.add_argument("--work", type=Path, default=Path("/tmp/babelmap-forgetting"))
     ap.add_argument("--flores", type=Path, default=FLORES)
     ap.add_argument("--train-pairs", type=int, default=300, help="adjustment pairs: dev sentences 1..N")
@@ -128,7 +132,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--ft-sentences", type=int, default=128, help="English train sentences (seeded sample)")
     ap.add_argument("--probe-sentences", type=int, default=192, help="English train sentences embedded for the probe")
     ap.add_argument("--ft-epochs", type=int, default=2)
-    ap.add_argument("--ft-lr", type=float, default=2e-4)
+    ap.add_argument("--ft-lr", type=float, default=3e-5, help="encoder learning rate")
+    ap.add_argument("--ft-head-lr", type=float, default=2e-3, help="learning rate of the mean-pooled linear head")
+    ap.add_argument("--ft-seed", type=int, default=0,
+                    help="fine-tuning seed (data order, head init, dropout); the split and adjustment keep --seed. "
+                         "Checkpoints of seed S > 0 are named finetuned-sS, continual-sS, basetuned-sS")
     ap.add_argument("--ft-batch", type=int, default=16)
     ap.add_argument("--alpha", type=float, default=1.0, help="weight of the alignment loss in the continual run")
     ap.add_argument("--align-batch", type=int, default=4, help="aligned pairs per continual step")
@@ -136,8 +144,11 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--distant", default="jpn_Jpan")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--only", choices=("adjusted", "finetuned", "continual"), default=None,
-                    help="train: only this checkpoint (e.g. finetuned and continual in two processes)")
+    ap.add_argument("--only", choices=("adjusted",) + TRAINED, default=None,
+                    help="train: only this checkpoint (e.g. finetuned and continual in two processes); "
+                         "basetuned (the base model fine-tuned) is trained only when asked")
+    ap.add_argument("--export", type=Path, default=None,
+                    help="train --only basetuned: copy the checkpoint there and write topic-split.json beside it")
     ap.add_argument("--wait", action="store_true", help="eval: wait for a checkpoint still being trained")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "forgetting.json")
     ap.add_argument("--figures", type=Path, default=ROOT / "docs" / "figures")
@@ -160,8 +171,9 @@ class Study:
         draw = np.random.default_rng(args.seed).choice(len(tr), size=min(args.probe_sentences, len(tr)), replace=False)
         self.probe_ids = [tr[i] for i in sorted(draw)]
         self.tr_ids = [tr[i] for i in sorted(draw[:args.ft_sentences])]
-        self.dirs = {"base": None, "adjusted": str(self.work / "adjusted"),
-                     "finetuned": str(self.work / "finetuned"), "continual": str(self.work / "continual")}
+        tag = f"-s{args.ft_seed}" if args.ft_seed else ""
+        self.folder = {n: n + (tag if n in TRAINED else "") for n in ALL}   # checkpoint -> folder/cache name
+        self.dirs = {n: None if n == "base" else str(self.work / self.folder[n]) for n in ALL}
         self.langs = [ENG, DEU, FRA, args.distant]
 
     def text(self, lang: str) -> dict[str, str]:
@@ -169,52 +181,94 @@ class Study:
 
 
 def train(st: Study, timing: dict) -> None:
-    """adjusted, finetuned, continual (each skipped when its checkpoint exists)."""
-    from babelmap.training.adjust import adjust
-    from babelmap.training.continual import ContinualAlignment
+    """adjusted, finetuned, continual (each skipped when its checkpoint exists); basetuned
+    (the base model, same fine-tuning) only with --only basetuned."""
     from babelmap.training.finetune import finetune
-    from babelmap.training.loss import Collator, build_examples
     args, work = st.args, st.work
-    adj_dir = work / "adjusted"
-    alignment = train_alignment(st.adj_corpus, work, args.layer)
-    examples = build_examples(st.adj_corpus, ENG, DEU, alignment)
+    eng = st.text(ENG)
+    # finetune() prepends the prefix (`query: `) itself
+    train_tsv = work / "topics-eng-train.tsv"
+    train_tsv.write_text("".join(f"{eng[s]}\t{st.names[st.label[s]]}\n" for s in st.tr_ids), encoding="utf-8")
+    kw = dict(epochs=args.ft_epochs, lr=args.ft_lr, head_lr=args.ft_head_lr, pooling="mean", prefix=PREFIX,
+              batch_size=args.ft_batch, seed=args.ft_seed, device="cpu", max_length=256, freeze_embeddings=True,
+              overwrite=True)
+
+    def tune(name: str, base, **extra) -> None:
+        out = Path(st.dirs[name])
+        if (out / "config.json").exists():
+            return
+        t = time.time()
+        log(f"fine-tuning {st.folder[name]} from {base or 'the default model'}")
+        r = finetune(base, train_tsv, out, **kw, **extra)
+        timing[f"{st.folder[name]}_s"] = time.time() - t
+        log(f"{st.folder[name]}: loss per epoch {[round(x, 4) for x in r.epoch_loss]}, "
+            f"train accuracy {r.train_accuracy:.3f}, {time.time() - t:.0f} s")
+
+    if args.only == "basetuned":
+        tune("basetuned", None)
+        if args.export:
+            export(st, args.export)
+    else:
+        adj_dir = adjust_stage(st, timing)
+        if args.only in (None, "finetuned"):
+            tune("finetuned", adj_dir)
+        if args.only in (None, "continual") and not (Path(st.dirs["continual"]) / "config.json").exists():
+            from transformers import AutoModel, AutoTokenizer
+
+            from babelmap.training.continual import ContinualAlignment
+            from babelmap.training.loss import Collator
+            tok = AutoTokenizer.from_pretrained(str(adj_dir))
+            reference = AutoModel.from_pretrained(str(adj_dir))        # the adjusted encoder, frozen
+            extra = ContinualAlignment(st.examples, Collator(tok, PREFIX, 256), alpha=args.alpha, reference=reference,
+                                       reg_weight=1.0, batch_size=args.align_batch, seed=args.ft_seed)
+            tune("continual", adj_dir, extra_loss=extra)
+            log(f"continual: last alignment terms {extra.parts}")
+    (work / f"timing-train-{args.only or 'all'}{st.folder['finetuned'][9:]}.json").write_text(json.dumps(timing))
+
+
+def adjust_stage(st: Study, timing: dict) -> Path:
+    """The adjusted checkpoint (trained unless it exists); sets `st.examples` (the aligned
+    English-German adjustment pairs the continual loss reuses)."""
+    from babelmap.training.adjust import adjust
+    from babelmap.training.loss import build_examples
+    args, adj_dir = st.args, st.work / "adjusted"
+    alignment = train_alignment(st.adj_corpus, st.work, args.layer)
+    st.examples = build_examples(st.adj_corpus, ENG, DEU, alignment)
     if not (adj_dir / "config.json").exists():
         t = time.time()
-        log(f"adjusting: {len(examples)} pairs, {len(alignment)} links, {args.adjust_steps} steps of 8")
+        log(f"adjusting: {len(st.examples)} pairs, {len(alignment)} links, {args.adjust_steps} steps of 8")
         res = adjust(None, st.adj_corpus, ENG, DEU, adj_dir, alignment=alignment, layer=args.layer,
                      max_steps=args.adjust_steps, batch_size=8, lr=args.adjust_lr, reg_weight=1.0, seed=args.seed,
-                     device="cpu", freeze_embeddings=True, prefix=PREFIX, eval_examples=examples[:16],
+                     device="cpu", freeze_embeddings=True, prefix=PREFIX, eval_examples=st.examples[:16],
                      eval_corpus=st.adj_corpus.select(first=16), overwrite=True)
         timing["adjust_s"] = time.time() - t
         log(f"adjusted: {res.steps} steps, {res.before} -> {res.after}")
-    eng = st.text(ENG)
-    # finetune() tokenises the text as given: the E5 prefix goes into the file
-    train_tsv = work / "topics-eng-train.tsv"
-    train_tsv.write_text("".join(f"{PREFIX}{eng[s]}\t{st.names[st.label[s]]}\n" for s in st.tr_ids),
-                         encoding="utf-8")
-    kw = dict(epochs=args.ft_epochs, lr=args.ft_lr, batch_size=args.ft_batch, seed=args.seed, device="cpu",
-              max_length=256, freeze_embeddings=True, overwrite=True)
-    if args.only == "adjusted":
-        return
-    if args.only != "continual" and not (work / "finetuned" / "config.json").exists():
-        t = time.time()
-        log("fine-tuning (task loss only)")
-        r = finetune(adj_dir, train_tsv, work / "finetuned", **kw)
-        timing["finetune_s"] = time.time() - t
-        log(f"finetuned: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}")
-    if args.only != "finetuned" and not (work / "continual" / "config.json").exists():
-        from transformers import AutoModel, AutoTokenizer
-        t = time.time()
-        log("fine-tuning with the alignment loss (continual)")
-        tok = AutoTokenizer.from_pretrained(str(adj_dir))
-        reference = AutoModel.from_pretrained(str(adj_dir))        # the adjusted encoder, frozen
-        extra = ContinualAlignment(examples, Collator(tok, PREFIX, 256), alpha=args.alpha, reference=reference,
-                                   reg_weight=1.0, batch_size=args.align_batch, seed=args.seed)
-        r = finetune(adj_dir, train_tsv, work / "continual", extra_loss=extra, **kw)
-        timing["continual_s"] = time.time() - t
-        log(f"continual: loss per epoch {r.epoch_loss}, train accuracy {r.train_accuracy:.3f}, "
-            f"last alignment terms {extra.parts}")
-    (work / f"timing-train-{args.only or 'all'}.json").write_text(json.dumps(timing))
+    return adj_dir
+
+
+def export(st: Study, dest: Path) -> None:
+    """Copy the basetuned checkpoint to `dest` and write `topic-split.json` beside it: the FLORES
+    dev sentence ids (with article URL and category) used for fine-tuning and held out."""
+    import shutil
+    src = Path(st.dirs["basetuned"])
+    tmp = dest.with_name(f".{dest.name}.tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(src, tmp)
+    if dest.exists():
+        shutil.rmtree(dest)
+    os.replace(tmp, dest)
+
+    def rows(ids):
+        return [{"id": s, "category": st.names[st.label[s]], "url": st.article[s]} for s in ids]
+    split = {"corpus": "flores200 dev", "categories": st.names,
+             "how": f"labelled dev sentences after {st.args.train_pairs} (the adjustment pairs come first), split by "
+                    f"article (analysis.probe.split_by_article, test fraction {st.args.test_fraction}, seed "
+                    f"{st.args.seed}); train = the English sentences fine-tuned on; test = held-out articles",
+             "checkpoint": str(dest), "train": rows(st.tr_ids), "test": rows(st.te_ids)}
+    path = dest.parent / "topic-split.json"
+    path.with_suffix(".tmp").write_text(json.dumps(split, indent=1) + "\n")
+    os.replace(path.with_suffix(".tmp"), path)
+    log(f"exported {src} -> {dest}, split -> {path}")
 
 
 def evaluate(st: Study, name: str, wait: bool) -> None:

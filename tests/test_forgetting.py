@@ -60,9 +60,11 @@ def write_task(path: Path, n=24, seed=0) -> Path:
 
 
 def _classifier(tiny_bert):
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import AutoModel, AutoTokenizer
+
+    from babelmap.training.finetune import PooledClassifier
     torch.manual_seed(0)
-    model = AutoModelForSequenceClassification.from_pretrained(str(tiny_bert), num_labels=2)
+    model = PooledClassifier(AutoModel.from_pretrained(str(tiny_bert)), 2, "mean")
     return model, AutoTokenizer.from_pretrained(str(tiny_bert))
 
 
@@ -70,7 +72,7 @@ def test_continual_loss_enters_the_gradient_exactly(tiny_bert):
     from transformers import AutoModel
     model, tok = _classifier(tiny_bert)
     model.eval()  # no dropout: the three backward passes see the same function
-    assert encoder_of(model) is model.bert and encoder_of(model.bert) is model.bert
+    assert encoder_of(model) is model.encoder and encoder_of(model.encoder) is model.encoder
     ex = pairs()
     collate = Collator(tok)
     reference = AutoModel.from_pretrained(str(tiny_bert))
@@ -90,7 +92,7 @@ def test_continual_loss_enters_the_gradient_exactly(tiny_bert):
     from babelmap.training.loss import batches
     batch = next(batches(ex, collate, 4, 3))
     independent = AlignmentLoss(AutoModel.from_pretrained(str(tiny_bert)), 1.0)
-    g_align = grads(independent(model.bert, batch))
+    g_align = grads(independent(model.encoder, batch))
     assert extra.calls == 1 and extra.parts["align"] > 0 and extra.parts["reg"] >= 0
     moved = 0
     for n, g in g_both.items():
@@ -98,7 +100,7 @@ def test_continual_loss_enters_the_gradient_exactly(tiny_bert):
         torch.testing.assert_close(g, expect, rtol=1e-4, atol=1e-6)
         moved += int(not torch.allclose(g, g_task.get(n, torch.zeros_like(g))))
     assert moved > 10  # encoder weights get the alignment gradient; the head does not
-    assert torch.equal(g_both["classifier.weight"], g_task["classifier.weight"])
+    assert torch.equal(g_both["head.weight"], g_task["head.weight"])
 
 
 def test_finetune_with_and_without_the_alignment_loss(tiny_bert, tmp_path):
@@ -126,10 +128,10 @@ def test_finetune_with_and_without_the_alignment_loss(tiny_bert, tmp_path):
     assert extra.calls == 2 * 3 == zero.calls  # every step: 24 examples / 8 per batch x 2 epochs
     assert plain.settings["freeze_embeddings"] and "ContinualAlignment" in cont.settings["extra_loss"]
     w = {n: load_file(str(tmp_path / n / "model.safetensors")) for n in ("plain", "cont", "zero")}
-    key = "bert.encoder.layer.0.attention.self.query.weight"
+    key = "encoder.layer.0.attention.self.query.weight"
     assert not torch.allclose(w["plain"][key], w["cont"][key], atol=1e-6)
     torch.testing.assert_close(w["plain"][key], w["zero"][key], rtol=0, atol=1e-6)  # alpha 0 = plain
-    emb = "bert.embeddings.word_embeddings.weight"
+    emb = "embeddings.word_embeddings.weight"
     from transformers import AutoModel
     base = AutoModel.from_pretrained(str(tiny_bert)).embeddings.word_embeddings.weight.detach()
     torch.testing.assert_close(w["cont"][emb], base)  # frozen input embeddings stay
