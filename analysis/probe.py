@@ -290,7 +290,8 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int
                test_fraction: float = 0.3, seed: int = 0, probe: str = "ridge", alpha: float = 1000.0,
                C: float = 0.1, max_iter: int = 1000, tol: float = 1e-5, progress: bool = True) -> ProbeGrid:
     """The source x target topic-probe accuracy grid for every language of `store` (a path or
-    an open Store) at every hidden state (or `layers`). `labels`: analysis.topics.TopicLabels
+    an open Store) at every hidden state it holds (or `layers`: hidden-state numbers, 0 = the
+    embedding output, as in the store's `layers`, also when `--layers` kept only some). `labels`: analysis.topics.TopicLabels
     (sentence id -> article, category); store sentences without a category are not used.
     folds > 1: grouped stratified k-fold over articles (article_folds), correct answers pooled
     over the folds, so every labelled sentence is tested once; folds = 1: one split by article
@@ -301,11 +302,12 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int
     from babelmap.engine.store import Store, open_store
     st = store if isinstance(store, Store) else open_store(store)
     langs = list(st.languages)
-    K = st.shape[1]
-    layers = list(range(K)) if layers is None else [int(k) for k in layers]
+    held = [int(k) for k in st.layers]     # hidden-state numbers along the store's layer axis
+    layers = list(held) if layers is None else [int(k) for k in layers]
     for k in layers:
-        if not 0 <= k < K:
-            raise StoreError(f"layer {k} not in store {st.path} (hidden states 0..{K - 1})")
+        if k not in held:
+            raise StoreError(f"layer {k} not in store {st.path} (it holds hidden states "
+                             f"{', '.join(map(str, held))})")
     cats = list(labels.categories_order)
     cat_id = {c: i for i, c in enumerate(cats)}
     lab = labels.by_sentence()
@@ -325,7 +327,7 @@ def probe_grid(store, labels, *, layers: Sequence[int] | None = None, folds: int
     times = []
     for kk, k in enumerate(tqdm(layers, desc="probe grid", unit="layer", disable=not progress)):
         t0 = time.perf_counter()
-        E = st.block(layers=[k])[:, 0][:, cols]
+        E = st.block(layers=[held.index(k)])[:, 0][:, cols]
         correct = np.zeros((len(langs), len(langs)), dtype=np.int64)
         tested = np.zeros(len(langs), dtype=np.int64)
         for train, test in splits:

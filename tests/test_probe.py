@@ -270,3 +270,30 @@ def test_probe_grid_errors(tmp_path):
     other = TopicLabels(["x:1"], ["a"], ["t"], ["cat0"], categories_order=("cat0",))
     with pytest.raises(StoreError, match="has a topic label"):
         probe_grid(path, other, progress=False)
+
+
+def test_probe_grid_on_a_store_extracted_with_layers_subset(tmp_path, tiny_bert):
+    """A store that kept hidden states 0 and 2 (`--layers 0,2`): probe_grid takes hidden-state
+    numbers, not positions, and gives exactly the grid of a full store at those hidden states."""
+    from babelmap.cli import main
+    from babelmap.engine.store import open_store
+    from extract_util import corpus_rows, write_plain
+    corpus = write_plain(tmp_path / "c", corpus_rows(n=40, seed=5, missing=0.1))
+    args = ["extract", "--corpus", str(corpus), "--format", "plain", "--model", str(tiny_bert), "--device", "cpu",
+            "--store-dtype", "float32", "--no-progress"]
+    assert main(args + ["--out", str(tmp_path / "full.h5")]) == 0
+    assert main(args + ["--layers", "0,2", "--out", str(tmp_path / "sub.h5")]) == 0
+    with open_store(tmp_path / "sub.h5") as st:
+        assert st.layers == [0, 2] and st.shape[1] == 2
+        sids = list(st.sentence_ids)
+    lab = TopicLabels(sids, [f"art{j // 4}" for j in range(40)], ["t"] * 40, [f"cat{(j // 4) % 2}" for j in range(40)],
+                      categories_order=("cat0", "cat1"))
+    full = probe_grid(tmp_path / "full.h5", lab, folds=3, alpha=1.0, progress=False)
+    sub = probe_grid(tmp_path / "sub.h5", lab, folds=3, alpha=1.0, progress=False)
+    assert full.layers == [0, 1, 2] and sub.layers == [0, 2] and np.isfinite(full.accuracy).all()
+    np.testing.assert_array_equal(sub.accuracy, full.accuracy[[0, 2]])
+    assert not np.array_equal(full.accuracy[1], full.accuracy[2])      # a positional mix-up would show
+    only2 = probe_grid(tmp_path / "sub.h5", lab, layers=[2], folds=3, alpha=1.0, progress=False)
+    assert only2.layers == [2] and np.array_equal(only2.accuracy[0], full.accuracy[2])
+    with pytest.raises(StoreError, match=r"layer 1 not in store .*holds hidden states 0, 2"):
+        probe_grid(tmp_path / "sub.h5", lab, layers=[1], progress=False)
