@@ -53,39 +53,69 @@ def sentence_slice(corpus, spec: str | None):
     return corpus.select(sentence_ids=corpus.sentence_ids[slice(a, b)])
 
 
+def open_corpus(path, fmt: str, *, split: str | None = None, skip_bad: bool = False,
+                check_alignment: bool = True, languages=None):
+    """Read the corpus at `path` in format `fmt` (`split` only for flores/fleurs; `languages`, ids
+    or globs, lets a plain corpus read only the files named), with no sentence selection."""
+    from babelmap.engine.corpora import read_corpus
+    from babelmap.engine.errors import CorpusError
+    if path is None and fmt != "cldr":
+        raise CorpusError(f"--corpus is required for --format {fmt}")
+    opts = {}
+    if split is not None:
+        if fmt not in ("flores", "fleurs"):  # fleurs: train, dev (default) or test
+            raise CorpusError(f"--split is for --format flores or fleurs, not {fmt}")
+        opts["split"] = split
+    if fmt == "plain" and languages:
+        opts["langs"] = list(languages)    # a file named by a common word is read only when named here
+    return read_corpus(path, fmt, skip_bad=skip_bad, check_alignment=check_alignment, **opts)
+
+
+def select_corpus(corpus, *, languages=None, sentences: str | None = None, max_sentences: int | None = None,
+                  min_languages: int | None = None, sample: int | None = None, seed: int | None = 0,
+                  stratify: str | None = None):
+    """`corpus` restricted as the corpus options ask: `languages` (ids or globs), `sentences`
+    ("A:B", applied after the languages), then sentences present in at least `min_languages`
+    languages, then the first `max_sentences` or a random `sample` of N (`seed`; `stratify=
+    "document"`: whole documents). The one selection every command and the pipeline apply."""
+    from babelmap.engine.errors import CorpusError
+    pattern = list(languages) if languages else None
+    if sentences:
+        corpus = sentence_slice(corpus.select(pattern=pattern), sentences)
+        pattern = None
+    pick = {}
+    if sample is not None:
+        pick = {"sample": sample, "seed": 0 if seed is None else seed, "stratify": stratify}
+    elif stratify:
+        raise CorpusError("--stratify needs --sample N")
+    if pattern or max_sentences is not None or min_languages is not None or pick:
+        corpus = corpus.select(pattern=pattern, first=max_sentences, min_languages=min_languages, **pick)
+    return corpus
+
+
+def selection_from_args(args: argparse.Namespace, langs=None, sentences: str | None = None) -> dict:
+    """The keyword arguments of `select_corpus` that the parsed options ask for (`langs` and
+    `sentences` override `--langs` and `--sentences`)."""
+    return {"languages": list(langs) if langs else getattr(args, "langs", None),
+            "sentences": sentences if sentences is not None else getattr(args, "sentences", None),
+            "max_sentences": getattr(args, "max_sentences", None),
+            "min_languages": getattr(args, "min_languages", None),
+            "sample": getattr(args, "sample", None), "seed": getattr(args, "seed", None),
+            "stratify": getattr(args, "stratify", None)}
+
+
+def read_args_corpus(args: argparse.Namespace, langs=None, check_alignment: bool = True):
+    """The corpus of `--corpus/--format/--split/--skip-bad`, before any sentence selection."""
+    pattern = list(langs) if langs else getattr(args, "langs", None)
+    return open_corpus(args.corpus, args.format, split=getattr(args, "split", None),
+                       skip_bad=getattr(args, "skip_bad", False), check_alignment=check_alignment,
+                       languages=pattern)
+
+
 def corpus_from_args(args: argparse.Namespace, langs=None, sentences: str | None = None,
                      check_alignment: bool = True):
     """The corpus of `--corpus/--format` with the selection the options ask for. `langs`
     (ids or globs) overrides `--langs`; `sentences` overrides `--sentences`; `check_alignment`
     lets the reader warn of same-count shifts."""
-    from babelmap.engine.corpora import read_corpus
-    from babelmap.engine.errors import CorpusError
-    if args.corpus is None and args.format != "cldr":
-        raise CorpusError(f"--corpus is required for --format {args.format}")
-    pattern = list(langs) if langs else getattr(args, "langs", None)
-    opts = {}
-    split = getattr(args, "split", None)
-    if split is not None:
-        if args.format not in ("flores", "fleurs"):  # fleurs: train, dev (default) or test
-            raise CorpusError(f"--split is for --format flores or fleurs, not {args.format}")
-        opts["split"] = split
-    if args.format == "plain" and pattern:
-        opts["langs"] = pattern            # a file named by a common word is read only when named here
-    corpus = read_corpus(args.corpus, args.format, skip_bad=getattr(args, "skip_bad", False),
-                         check_alignment=check_alignment, **opts)
-    spec = sentences if sentences is not None else getattr(args, "sentences", None)
-    if spec:
-        corpus = corpus.select(pattern=pattern)
-        corpus = sentence_slice(corpus, spec)
-        pattern = None
-    first, min_languages = getattr(args, "max_sentences", None), getattr(args, "min_languages", None)
-    sample = getattr(args, "sample", None)
-    pick = {}
-    if sample is not None:
-        seed = getattr(args, "seed", None)
-        pick = {"sample": sample, "seed": 0 if seed is None else seed, "stratify": getattr(args, "stratify", None)}
-    elif getattr(args, "stratify", None):
-        raise CorpusError("--stratify needs --sample N")
-    if pattern or first is not None or min_languages is not None or pick:
-        corpus = corpus.select(pattern=pattern, first=first, min_languages=min_languages, **pick)
-    return corpus
+    corpus = read_args_corpus(args, langs, check_alignment)
+    return select_corpus(corpus, **selection_from_args(args, langs, sentences))

@@ -41,16 +41,17 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from babelmap.corpus_options import corpus_from_args
+    from babelmap.corpus_options import read_args_corpus, select_corpus, selection_from_args
     from babelmap.engine.alignments import read_pharaoh_for_corpus
     from babelmap.training.adjust import adjust
     if args.threads:
         import torch
         torch.set_num_threads(args.threads)
     pair = [args.src, args.tgt]
-    corpus = corpus_from_args(args, langs=pair)
-    eval_corpus = (corpus_from_args(argparse.Namespace(**{**vars(args), "max_sentences": None}), langs=pair,
-                                    sentences=args.eval_sentences) if args.eval_sentences else None)
+    both = read_args_corpus(args, langs=pair)      # read once: training and held-out sentences
+    corpus = select_corpus(both, **selection_from_args(args, langs=pair))
+    eval_corpus = (select_corpus(both, languages=pair, sentences=args.eval_sentences,
+                                 min_languages=args.min_languages) if args.eval_sentences else None)
     alignment = read_pharaoh_for_corpus(args.pharaoh, corpus, args.src, args.tgt) if args.pharaoh else None
     res = adjust(args.model, corpus, args.src, args.tgt, args.out, alignment=alignment, layer=args.layer,
                  epochs=args.epochs, max_steps=args.max_steps, batch_size=args.batch_size, lr=args.lr,

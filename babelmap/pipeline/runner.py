@@ -81,12 +81,10 @@ def open_similarity(out: str | Path):
 def _read_corpus(cfg: RunConfig):
     """The corpus of the config with its language and sentence selection, read the way every
     command reads one (`babelmap.corpus_options`)."""
-    import argparse
-
-    from babelmap.corpus_options import corpus_from_args
-    return corpus_from_args(argparse.Namespace(corpus=cfg.corpus, format=cfg.format, langs=cfg.langs,
-                                               max_sentences=cfg.max_sentences,
-                                               min_languages=cfg.min_languages, skip_bad=cfg.skip_bad))
+    from babelmap.corpus_options import open_corpus, select_corpus
+    corpus = open_corpus(cfg.corpus, cfg.format, skip_bad=cfg.skip_bad, languages=cfg.langs)
+    return select_corpus(corpus, languages=cfg.langs, max_sentences=cfg.max_sentences,
+                         min_languages=cfg.min_languages)
 
 
 def _as_dict(v) -> dict:
