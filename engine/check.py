@@ -1,6 +1,7 @@
 """Verify a store: structure, provenance, and every row of every language.
 
-`check_store(path)` returns one message per defect (an empty list for a sound store):
+`check_store(path)` returns one Defect per defect (an empty list for a sound store): a str
+message with a `kind` and the `shard` it concerns, so callers advise without parsing text:
 - the format and its version, the datasets and their shapes and dtypes, unique ids;
 - provenance attributes present and consistent (`dtype` matches the stored dtype,
   fingerprints look like hashes, `skipped` is JSON);
@@ -21,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 import re
+from enum import Enum
 from pathlib import Path
 
 import h5py
@@ -29,6 +31,30 @@ import numpy as np
 from babelmap.engine.store import FORMAT, FORMAT_VERSION, PROVENANCE_KEYS, _decode
 
 REQUIRED_ATTRS = ("format", "format_version", *PROVENANCE_KEYS, "babelmap_version", "created")
+
+
+class DefectKind(str, Enum):
+    """What kind of defect: what a caller may act on without reading the message."""
+    CONTENT = "content"          # a block's checksum differs from the one recorded at extraction
+    SHARD_MISSING = "shard-missing"
+    SHARD_DAMAGED = "shard-damaged"
+    OTHER = "other"              # structure, provenance, values, against the corpus
+
+
+class Defect(str):
+    """One defect: the message (a str, as printed), its `kind` (DefectKind) and the `shard`
+    file it concerns (path relative to the store's folder; "" when none)."""
+
+    kind: DefectKind
+    shard: str
+
+    def __new__(cls, message: str, kind: DefectKind = DefectKind.OTHER, shard: str = "") -> "Defect":
+        self = super().__new__(cls, message)
+        self.kind, self.shard = DefectKind(kind), str(shard or "")
+        return self
+
+    def __reduce__(self):
+        return (Defect, (str(self), self.kind, self.shard))
 HASH = re.compile(r"^[0-9a-f]{16,128}$")
 MAX_LISTED = 5
 
@@ -38,8 +64,13 @@ def _few(names: list[str]) -> str:
     return s + (f" and {len(names) - MAX_LISTED} more" if len(names) > MAX_LISTED else "")
 
 
-def check_store(path: str | os.PathLike, corpus=None, progress: bool = False) -> list[str]:
-    """All defects of the store at `path` (see module doc); [] when it is sound."""
+def check_store(path: str | os.PathLike, corpus=None, progress: bool = False) -> list[Defect]:
+    """All defects of the store at `path` (see module doc); [] when it is sound. Each is a
+    Defect: its message, plus `kind` and `shard` for a caller's advice."""
+    return [d if isinstance(d, Defect) else Defect(d) for d in _check_path(Path(path), corpus, progress)]
+
+
+def _check_path(path: Path, corpus, progress: bool) -> list[str]:
     path = Path(path)
     if not path.exists():
         return [f"{path}: no such file"]
@@ -226,13 +257,13 @@ def _blocks(f: h5py.File, path: Path, attrs: dict, L: int, S: int):
     for name in sorted({s for s in shard if s}):
         p = path.parent / name
         if not p.is_file():
-            defects.append(f"shard {p} is missing (a store is the file and its folder {path.name}.shards/; "
-                           "move or copy them together)")
+            defects.append(Defect(f"shard {p} is missing (a store is the file and its folder {path.name}.shards/; "
+                                  "move or copy them together)", DefectKind.SHARD_MISSING, name))
             continue
         try:
             info = read_part_info(p)
         except BadPart as e:
-            defects.append(f"shard {p} is damaged ({e})")
+            defects.append(Defect(f"shard {p} is damaged ({e})", DefectKind.SHARD_DAMAGED, name))
             continue
         try:
             keys = set(json.loads(_norm(info.attrs.get("provenance_keys", "[]")))) | set(PART_KEYS)
@@ -321,7 +352,7 @@ def _content(emb, mask: np.ndarray, ntok: np.ndarray, langs: list[str], sids: li
     return out
 
 
-def _mismatch(i: int, a: int, b: int, name: str, langs, sids, mask, ntok, records) -> str:
+def _mismatch(i: int, a: int, b: int, name: str, langs, sids, mask, ntok, records) -> Defect:
     """The checksum-mismatch message, saying what changed when the shard's record tells."""
     lang = langs[i]
     where = f"sentences {sids[a]!r}..{sids[b - 1]!r}" + (f" (shard {name})" if name else "")
@@ -338,5 +369,5 @@ def _mismatch(i: int, a: int, b: int, name: str, langs, sids, mask, ntok, record
                     f"({_few([sids[j] for j in diff])})")
         else:
             what = "the embeddings"
-    return (f"language {lang}: {where}: content differs from the checksum recorded at extraction "
-            f"({what} changed since)")
+    return Defect(f"language {lang}: {where}: content differs from the checksum recorded at extraction "
+                  f"({what} changed since)", DefectKind.CONTENT, name)

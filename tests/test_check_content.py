@@ -179,3 +179,43 @@ def test_pack_refuses_a_defective_store(store, tmp_path):
     tokens_plus_50(store)
     assert cli(["check", str(store), "--pack", str(tmp_path / "one.h5")]) == 1
     assert not (tmp_path / "one.h5").exists()
+
+
+@pytest.mark.parametrize("plant,kind", [(bit_flip, "content"), (raw_byte_flip, "content"),
+                                        (shard_missing, "shard-missing"), (pooling_changed, "other")])
+def test_defects_are_structured_and_advice_reads_the_structure(store, plant, kind, capsys):
+    """Each defect carries its kind and the shard it concerns (relative to the store's folder),
+    and `check`'s advice names exactly the shards whose content differs."""
+    from babelmap.engine.check import DefectKind
+    plant(store)
+    defects = check_store(store)
+    hits = [d for d in defects if d.kind == DefectKind(kind)]
+    assert hits, defects
+    shards = {d.shard for d in defects if d.kind == DefectKind.CONTENT}
+    for d in hits:
+        if kind != "other":
+            assert d.shard and (store.parent / d.shard).parent.name == store.name + ".shards"
+            assert (store.parent / d.shard).name in str(d)
+    assert cli(["check", str(store)]) == 1
+    err = capsys.readouterr().err
+    if shards:
+        assert f"what to do: delete {store} and " + " ".join(str(store.parent / s) for s in sorted(shards)) in err
+    else:
+        assert "what to do" not in err
+
+
+def test_check_takes_the_shared_corpus_options(tmp_path, tiny_bert, capsys):
+    """A store extracted from a --sample of a corpus checks clean against the same --sample
+    (and --split is accepted where the format has splits); without it, the ids differ."""
+    from babelmap.corpus_options import open_corpus, select_corpus
+    folder = write_plain(tmp_path / "corpus", corpus_rows(LANGS, n=24, seed=4))
+    corpus = select_corpus(open_corpus(folder, "plain"), sample=8, seed=2)
+    out = extract(corpus, tmp_path / "s.h5", str(tiny_bert), device="cpu", token_budget=64, progress=False)
+    base = ["check", str(out), "--corpus", str(folder), "--format", "plain"]
+    assert cli(base + ["--sample", "8", "--seed", "2"]) == 0
+    assert "ok: no defects" in capsys.readouterr().out
+    assert cli(base + ["--sample", "8", "--seed", "3"]) == 1
+    assert cli(base) == 1
+    assert "sentence ids differ from the corpus" in capsys.readouterr().err
+    assert cli(base + ["--split", "dev"]) == 1     # parsed; plain has no splits: one clear line
+    assert "--split is for --format flores or fleurs, not plain" in capsys.readouterr().err

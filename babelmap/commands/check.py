@@ -14,13 +14,9 @@ babelmap check --corpus bible/ --format ebible     # no store: look for same-cou
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    from babelmap.corpus_options import add_corpus_arguments
     p.add_argument("store", nargs="?", help="the store (HDF5) to verify (leave out to check only --corpus)")
-    p.add_argument("--corpus", help="also verify against this corpus (languages, sentences, mask, fingerprint)")
-    p.add_argument("--format", help="format of --corpus")
-    p.add_argument("--langs", nargs="+", metavar="GLOB", help="the --langs the store was extracted with")
-    p.add_argument("--max-sentences", type=int, help="the --max-sentences the store was extracted with")
-    p.add_argument("--min-languages", type=int, help="the --min-languages the store was extracted with")
-    p.add_argument("--skip-bad", action="store_true", help="read the corpus as extract --skip-bad did")
+    add_corpus_arguments(p, format_required=False)   # the corpus options the store was extracted with
     p.add_argument("--pivot", help="with --corpus: the language the shift check compares against (default: the "
                    "consensus of all languages)")
     p.add_argument("--pack", metavar="FILE", help="after a clean check, write a self-contained single-file copy "
@@ -45,14 +41,9 @@ def run(args: argparse.Namespace) -> int:
         for d in defects:
             print(f"{args.store}: {d}", file=sys.stderr)
         print(f"{args.store}: {len(defects)} defect(s)", file=sys.stderr)
-        import re
-        from pathlib import Path
-        shards = sorted({m for d in defects if "content differs" in d for m in re.findall(r"\(shard ([^)]+)\)", d)})
-        if shards:
-            store = Path(args.store)
-            paths = " ".join(str(store.parent / s) for s in shards)
-            print(f"  what to do: delete {store} and {paths}, then run the same extract command again "
-                  "(only those units are recomputed)", file=sys.stderr)
+        advice = redo_advice(args.store, defects)
+        if advice:
+            print(advice, file=sys.stderr)
         return 1
     from babelmap.engine.store import describe_store
     print(describe_store(args.store))
@@ -73,6 +64,21 @@ def run(args: argparse.Namespace) -> int:
         print(describe_store(args.pack))
         print(f"packed into {args.pack}: checksums verified")
     return 0
+
+
+def redo_advice(store: str, defects) -> str:
+    """What to do about shards whose content differs from their checksums: delete the store and
+    those shards and rerun the extraction, which recomputes only their units ("" when none)."""
+    from pathlib import Path
+
+    from babelmap.engine.check import DefectKind
+    shards = sorted({d.shard for d in defects if d.kind == DefectKind.CONTENT and d.shard})
+    if not shards:
+        return ""
+    path = Path(store)
+    paths = " ".join(str(path.parent / s) for s in shards)
+    return (f"  what to do: delete {path} and {paths}, then run the same extract command again "
+            "(only those units are recomputed)")
 
 
 def _check_corpus_alignment(corpus, pivot: str | None) -> int:
