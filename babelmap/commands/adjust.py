@@ -14,6 +14,7 @@ then: babelmap extract --model adjusted-eng-deu/ ...  or  babelmap words --model
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from babelmap.corpus_options import add_corpus_arguments
+    from babelmap.threads import add_threads_argument
     add_corpus_arguments(p, langs=False, sentence_range=True)
     p.add_argument("--model", default=None, help="checkpoint folder (default: the embedded multilingual-e5-small-q4)")
     p.add_argument("--src", required=True, help="source language (kept in place by the regulariser)")
@@ -30,7 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--freeze-embeddings", action="store_true", help="keep the input embedding matrix fixed")
     p.add_argument("--dropout", action="store_true", help="train with dropout on (default off)")
     p.add_argument("--device", default="auto", help="auto, cpu, cuda (default auto)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(p)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-sentences", metavar="A:B", help="held-out sentences for the before/after "
                    "measures (default: the training ones)")
@@ -43,10 +44,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from babelmap.corpus_options import read_args_corpus, select_corpus, selection_from_args
     from babelmap.engine.alignments import read_pharaoh_for_corpus
+    from babelmap.threads import set_threads
     from babelmap.training.adjust import adjust
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    set_threads(args.threads)
     pair = [args.src, args.tgt]
     both = read_args_corpus(args, langs=pair)      # read once: training and held-out sentences
     corpus = select_corpus(both, **selection_from_args(args, langs=pair))

@@ -13,6 +13,7 @@ babelmap words ... --model adjusted-model/ --out words-adjusted.h5   (a checkpoi
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     from babelmap.corpus_options import add_corpus_arguments
+    from babelmap.threads import add_threads_argument
     add_corpus_arguments(p, langs_required=True, sentence_range=True)
     p.add_argument("--model", default=None, help="checkpoint folder (default: the embedded multilingual-e5-small-q4)")
     p.add_argument("--pooling", default="mean", choices=("mean", "first", "last"),
@@ -25,7 +26,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--batch-size", type=int, default=16, help="sentences per forward pass (default 16)")
     p.add_argument("--max-length", type=int, default=None, help="truncate sentences to N tokens")
     p.add_argument("--prefix", default=None, help="text before every sentence (default: the model's)")
-    p.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    add_threads_argument(p)
     p.add_argument("--keep-parts", action="store_true", help="keep <out>.parts/ after the join")
     p.add_argument("--no-progress", action="store_true")
     p.add_argument("--out", required=True, help="the word store to write (HDF5)")
@@ -34,9 +35,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from babelmap.corpus_options import corpus_from_args
     from babelmap.engine.words import extract_words, open_words
-    if args.threads:
-        import torch
-        torch.set_num_threads(args.threads)
+    from babelmap.threads import set_threads
+    set_threads(args.threads)
     t0 = time.perf_counter()
     corpus = corpus_from_args(args)
     out = extract_words(corpus, args.out, args.model, pooling=args.pooling, segmentation=args.segmentation,
