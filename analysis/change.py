@@ -77,6 +77,44 @@ def distance_row(matrix: LanguageMatrix, source: str, languages: Sequence[str]) 
     return out
 
 
+def head_accuracy(store, weight: np.ndarray, bias: np.ndarray, labels: Mapping[str, int], *,
+                  layer: int | None = None, languages: Sequence[str] | None = None
+                  ) -> tuple[dict[str, float], dict[str, int]]:
+    """Per language, the accuracy of a linear classifier head (logits = E weight^T + bias,
+    weight [C, H], bias [C]) on a store's pooled embeddings E at hidden state `layer` (default
+    the last stored), over the sentences with a label (`labels`: sentence id -> class index)
+    that the language has. A fine-tuned model's own head applied to its store gives its
+    zero-shot accuracy in every language without running the model again.
+    Returns ({language: accuracy}, {language: sentences scored})."""
+    from babelmap.engine.store import Store, open_store
+    st = store if isinstance(store, Store) else open_store(store)
+    try:
+        W, b = np.asarray(weight, dtype=np.float64), np.asarray(bias, dtype=np.float64)
+        if W.ndim != 2 or b.shape != (W.shape[0],) or W.shape[1] != st.hidden_size:
+            raise BabelmapError(f"head weight {list(W.shape)} / bias {list(b.shape)} do not fit store "
+                                f"{st.path} (hidden size {st.hidden_size})")
+        k = st.layers.index(st.layers[-1] if layer is None else int(layer))
+        cols = [j for j, s in enumerate(st.sentence_ids) if s in labels]
+        if not cols:
+            raise BabelmapError(f"none of the labelled sentences is in store {st.path}")
+        y = np.array([labels[st.sentence_ids[j]] for j in cols])
+        mask = st.mask
+        acc: dict[str, float] = {}
+        count: dict[str, int] = {}
+        for lang in (languages if languages is not None else st.languages):
+            i = st.index(lang)
+            E = np.asarray(st.embeddings(lang, k), dtype=np.float64)[cols]
+            ok = mask[i, cols].astype(bool)
+            count[lang] = int(ok.sum())
+            if count[lang]:
+                pred = np.argmax(E[ok] @ W.T + b, axis=1)
+                acc[lang] = float(np.mean(pred == y[ok]))
+        return acc, count
+    finally:
+        if st is not store:
+            st.close()
+
+
 # --------------------------------------------------------------------------------------------
 # correlation per layer with bootstrap
 # --------------------------------------------------------------------------------------------
@@ -263,6 +301,34 @@ def plot_correlation_by_layer(corrs: Mapping[str, ChangeCorrelation], path: str 
     src = next(iter(corrs.values())).source if corrs else ""
     fig.suptitle(title or f"Change vs distance / transfer from {src}: filled = p < 0.05, band = bootstrap CI",
                  y=1.02)
+    return save_figure(fig, path, dpi=120)
+
+
+def plot_change_scatter(result: CKAResult, layer: int, panels: Mapping[str, Mapping[str, float]],
+                        path: str | os.PathLike, *, change: str = "cka_linear", source: str | None = None,
+                        label: int = 4, title: str | None = None) -> list[Path]:
+    """At one layer, one panel per variable (e.g. a distance from the source, a transfer
+    loss): every language's change (1 - `change`) against that variable, the Spearman rho and
+    n in the panel title, the `label` most changed languages named; the source left out."""
+    from scipy.stats import spearmanr
+    plt = _plt()
+    ch = result.change(change)[result.layers.index(int(layer))]
+    fig, axes = plt.subplots(1, len(panels), figsize=(3.6 * len(panels), 3.4), sharey=True, squeeze=False)
+    for ax, (name, values) in zip(axes[0], panels.items()):
+        langs = [l for i, l in enumerate(result.languages) if l != source and l in values
+                 and np.isfinite(values[l]) and np.isfinite(ch[i])]
+        x = np.array([values[l] for l in langs])
+        y = np.array([ch[result.languages.index(l)] for l in langs])
+        ax.scatter(x, y, s=9, alpha=0.6, color="tab:blue", lw=0)
+        if len(langs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
+            rho, p = spearmanr(x, y)
+            ax.set_title(f"{name}: rho={rho:+.2f} (p={p:.2g}, n={len(langs)})", fontsize=8)
+        for i in np.argsort(y)[-label:] if label else []:
+            ax.annotate(langs[i], (x[i], y[i]), fontsize=6, xytext=(2, 2), textcoords="offset points")
+        ax.set_xlabel(name, fontsize=8)
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel(f"change = 1 - {change.replace('cka_', 'CKA ')} (layer {layer})")
+    fig.suptitle(title or f"Change at layer {layer} per language", y=1.02)
     return save_figure(fig, path, dpi=120)
 
 

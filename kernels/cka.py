@@ -99,9 +99,10 @@ class CKAResult:
         self._index = {l: i for i, l in enumerate(self.languages)}
 
     def change(self, measure: str = "cka_linear") -> np.ndarray:
-        """1 - CKA for `measure` (cka_linear, cka_debiased, cka_rbf), [K', L]."""
-        if measure not in ("cka_linear", "cka_debiased", "cka_rbf"):
-            raise ValueError(f"change is defined for CKA measures, not {measure!r}")
+        """1 - `measure` (cka_linear, cka_debiased, cka_rbf, or cosine: 1 - the mean matched
+        cosine), [K', L]."""
+        if measure not in MEASURES:
+            raise ValueError(f"change is defined for {', '.join(MEASURES)}, not {measure!r}")
         arr = getattr(self, measure)
         if arr is None:
             raise ValueError(f"{measure} was not computed (run compare with --rbf)")
@@ -128,6 +129,7 @@ class CKAResult:
         data["change_debiased"] = 1.0 - self.cka_debiased.reshape(-1)
         if self.cka_rbf is not None:
             data["change_rbf"] = 1.0 - self.cka_rbf.reshape(-1)
+        data["change_cosine"] = 1.0 - self.cosine.reshape(-1)
         data["count"] = np.tile(self.count, K)
         return pd.DataFrame(data)
 
@@ -169,6 +171,29 @@ class CKAResult:
             attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items() if k != "format"}
             return cls(dec(f["languages"][()]), list(f["layers"][()]), arrays["cka_linear"],
                        arrays["cka_debiased"], arrays["cosine"], f["count"][()], arrays["cka_rbf"], attrs)
+
+    @classmethod
+    def concat(cls, results: Sequence["CKAResult"]) -> "CKAResult":
+        """Join results over disjoint languages at the same layers (e.g. stores extracted in
+        language chunks) into one; attributes of the first, with `parts` = how many joined."""
+        if not results:
+            raise ValueError("nothing to join")
+        first = results[0]
+        seen: set[str] = set()
+        for r in results:
+            if r.layers != first.layers:
+                raise ValueError(f"results at other layers ({r.layers} vs {first.layers}) cannot be joined")
+            if (r.cka_rbf is None) != (first.cka_rbf is None):
+                raise ValueError("some results have RBF CKA and some do not")
+            dup = seen & set(r.languages)
+            if dup:
+                raise ValueError(f"languages in more than one result: {', '.join(sorted(dup)[:5])}")
+            seen |= set(r.languages)
+        cat = lambda name: (None if getattr(first, name) is None  # noqa: E731
+                            else np.concatenate([getattr(r, name) for r in results], axis=1))
+        return cls([l for r in results for l in r.languages], list(first.layers), cat("cka_linear"),
+                   cat("cka_debiased"), cat("cosine"), np.concatenate([r.count for r in results]),
+                   cat("cka_rbf"), dict(first.attrs, parts=len(results)))
 
     def __repr__(self) -> str:
         return (f"<CKAResult: {len(self.languages)} languages x {len(self.layers)} layers"

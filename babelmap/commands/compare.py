@@ -41,8 +41,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    "babelmap.analysis.linguistic.MEASURES), or matrix files (.tsv/.h5 similarity; name = file stem)")
     g.add_argument("--glottolog", help="Glottolog folder for the glottolog measure")
     g.add_argument("--transfer", help="CSV/TSV with source,target,score (or lang_train,lang_pred,score)")
-    g.add_argument("--change", default="cka_linear", choices=("cka_linear", "cka_debiased", "cka_rbf"),
-                   help="which CKA the change is 1 minus (default cka_linear)")
+    g.add_argument("--change", default="cka_linear", choices=("cka_linear", "cka_debiased", "cka_rbf", "cosine"),
+                   help="which measure the change is 1 minus (default cka_linear; cosine = the mean matched cosine)")
     g.add_argument("--bootstrap", type=int, default=1000, help="bootstrap resamples over languages (default 1000)")
     g.add_argument("--figures", help="folder for change_by_layer.{png,pdf} and correlation_by_layer.{png,pdf}")
     g.add_argument("--correlations", help="write the correlation table (measure x layer) as TSV")

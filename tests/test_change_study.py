@@ -1,0 +1,122 @@
+"""The pieces of the 204-language change study (benchmarks/run_change_study.py): a fine-tuned
+head applied to a store (vs a direct loop), the matched-cosine change, joining chunked CKA
+results, the scatter figure, and the held-out split (vs the forgetting study's own split)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from babelmap.engine.errors import BabelmapError
+from babelmap.engine.store import write_store
+from babelmap.kernels.cka import CKAResult
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _store(tmp_path, L=3, K=2, S=20, H=8, seed=0):
+    rng = np.random.default_rng(seed)
+    langs = [f"l{i}_Latn" for i in range(L)]
+    ids = [f"dev:{j + 1}" for j in range(S)]
+    E = rng.normal(size=(L, K, S, H)).astype(np.float32)
+    mask = np.ones((L, S), bool)
+    mask[1, [2, 7, 11]] = False  # sentences missing in one language
+    path = write_store(tmp_path / "s.h5", langs, ids, E, mask=mask, dtype="float32")
+    return path, langs, ids, E, mask
+
+
+def test_head_accuracy_matches_a_direct_loop(tmp_path):
+    from babelmap.analysis.change import head_accuracy
+
+    path, langs, ids, E, mask = _store(tmp_path)
+    rng = np.random.default_rng(1)
+    W, b = rng.normal(size=(4, 8)), rng.normal(size=4)
+    labels = {s: int(rng.integers(0, 4)) for s in ids[::2] + ids[3::4]}  # a labelled subset
+    for layer in (None, 0):
+        acc, count = head_accuracy(path, W, b, labels, layer=layer)
+        k = 1 if layer is None else 0
+        for i, lang in enumerate(langs):
+            right = seen = 0
+            for j, s in enumerate(ids):
+                if s not in labels or not mask[i, j]:
+                    continue
+                scores = [sum(float(E[i, k, j, h]) * W[c, h] for h in range(8)) + b[c] for c in range(4)]
+                right += int(np.argmax(scores) == labels[s])
+                seen += 1
+            assert count[lang] == seen
+            assert acc[lang] == pytest.approx(right / seen, abs=1e-12)
+    assert count["l1_Latn"] < count["l0_Latn"]  # the missing sentences are not scored
+    # a head that learns the labels exactly scores 1 (labels planted from the embeddings)
+    planted = {s: int(np.argmax(E[0, 1, j] @ W.T + b)) for j, s in enumerate(ids)}
+    assert head_accuracy(path, W, b, planted, languages=["l0_Latn"])[0] == {"l0_Latn": 1.0}
+    with pytest.raises(BabelmapError, match="do not fit"):
+        head_accuracy(path, W[:, :5], b, labels)
+    with pytest.raises(BabelmapError, match="none of the labelled"):
+        head_accuracy(path, W, b, {"dev:999": 0})
+
+
+def _synthetic(langs, K=3, seed=0):
+    rng = np.random.default_rng(seed)
+    L = len(langs)
+    return CKAResult(langs, list(range(K)), rng.uniform(0.2, 1, (K, L)), rng.uniform(0.1, 1, (K, L)),
+                     rng.uniform(0.5, 1, (K, L)), rng.integers(50, 100, L))
+
+
+def test_cosine_change_and_join():
+    from scipy.stats import spearmanr
+
+    from babelmap.analysis.change import correlate_change
+
+    langs = [f"x{i:02d}_Latn" for i in range(12)]
+    res = _synthetic(langs)
+    np.testing.assert_array_equal(res.change("cosine"), 1 - res.cosine)
+    assert "change_cosine" in res.to_pandas()
+    with pytest.raises(ValueError, match="not 'count'"):
+        res.change("count")
+    vals = {l: float(i) ** 1.5 for i, l in enumerate(langs)}
+    c = correlate_change(res, vals, source=langs[0], change="cosine", bootstrap=0)
+    keep = list(range(1, 12))
+    assert c.spearman[2] == pytest.approx(spearmanr(1 - res.cosine[2, keep], [vals[langs[i]] for i in keep])[0],
+                                          abs=1e-12)
+    # two halves joined give the whole back
+    a, b = (CKAResult(ls, res.layers, res.cka_linear[:, sl], res.cka_debiased[:, sl], res.cosine[:, sl],
+                      res.count[sl], attrs={"base_model": "m"})
+            for ls, sl in ((langs[:5], slice(0, 5)), (langs[5:], slice(5, 12))))
+    joined = CKAResult.concat([a, b])
+    assert joined.languages == langs and joined.attrs == {"base_model": "m", "parts": 2}
+    for name in ("cka_linear", "cka_debiased", "cosine", "count"):
+        np.testing.assert_array_equal(getattr(joined, name), getattr(res, name))
+    with pytest.raises(ValueError, match="more than one"):
+        CKAResult.concat([a, a])
+    with pytest.raises(ValueError, match="other layers"):
+        CKAResult.concat([a, _synthetic(["zz_Latn"], K=2)])
+
+
+def test_scatter_figure(tmp_path):
+    from babelmap.analysis.change import plot_change_scatter
+
+    langs = [f"x{i:02d}_Latn" for i in range(20)]
+    res = _synthetic(langs)
+    rng = np.random.default_rng(3)
+    files = plot_change_scatter(res, 2, {"distance": {l: rng.normal() for l in langs},
+                                         "loss": {l: rng.normal() for l in langs[3:]}},
+                                tmp_path / "scatter", source=langs[0])
+    assert [f.suffix for f in files] == [".png", ".pdf"]
+    assert all(f.stat().st_size > 5000 for f in files)
+
+
+def test_held_out_split_is_the_forgetting_study_split():
+    from conftest import shared
+
+    flores = shared("flores200")
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_change_study import held_out_split
+    from run_forgetting import topic_split
+
+    sp = held_out_split(flores, 300, 0.3, 0)
+    tr, te, label, article, names = topic_split(flores, 300, 0.3, 0)
+    assert sp["test"] == te and sp["train"] == tr and sp["categories"] == names
+    assert not {article[s] for s in tr} & {article[s] for s in te}  # no article on both sides
+    assert all(int(s.split(":")[1]) > 300 for s in te) and 120 < len(te) < 250
