@@ -131,6 +131,8 @@ def stage_extract(args, which: str) -> list[Path]:
     done = []
     for i, langs in enumerate(chunks):
         out = chunk_path(args, which, i)
+        if args.chunk_ids is not None and i not in args.chunk_ids:
+            continue
         if not out.exists():
             t0 = time.time()
             extract(corpus.select(languages=langs), out, model, pooling="mean", prefix=PREFIX, device="cpu",
@@ -239,6 +241,32 @@ def spearman_boot(x, y, n_boot: int, seed: int = 0) -> dict:
     return {"spearman": float(rho), "p": float(p), "low": float(lo), "high": float(hi), "n": int(len(x))}
 
 
+def base_cosine_to_english(args, languages: list[str]) -> dict:
+    """Per language, the base model's mean cosine with English over matched sentences, per
+    layer ([K]): how far the base model places the language from the fine-tuning language."""
+    import numpy as np
+    from babelmap.engine.store import open_store
+    with open_store(chunk_path(args, "base", 0)) as st:
+        eng = np.asarray(st.block(languages=[ENG])[0], dtype=np.float64)  # [K, S, H]
+        eng_ok = st.mask[st.index(ENG)].astype(bool)
+    eng /= np.linalg.norm(eng, axis=-1, keepdims=True) + 1e-12
+    out = {}
+    for i in range(args.chunks):
+        path = chunk_path(args, "base", i)
+        if not path.exists():
+            continue
+        with open_store(path) as st:
+            mask = st.mask
+            for lang in st.languages:
+                if lang not in languages:
+                    continue
+                X = np.asarray(st.block(languages=[lang])[0], dtype=np.float64)
+                ok = mask[st.index(lang)].astype(bool) & eng_ok
+                X /= np.linalg.norm(X, axis=-1, keepdims=True) + 1e-12
+                out[lang] = np.einsum("ksh,ksh->ks", X[:, ok], eng[:, ok]).mean(axis=1)
+    return out
+
+
 def stage_correlate(args) -> dict:
     import numpy as np
     import pandas as pd
@@ -283,6 +311,13 @@ def stage_correlate(args) -> dict:
     mats = {name: compute_measure(name, langs) for name in DISTANCES}
     mats["lex"] = compute_measure("file", langs, path=args.lex)
     dist = {name: distance_row(m, ENG, langs) for name, m in mats.items()}
+    base_cos = base_cosine_to_english(args, langs)
+    dist["base_1-cos_eng"] = {l: 1.0 - float(v[-1]) for l, v in base_cos.items()}  # last layer, as the head reads
+    # the transfer scores as a table `babelmap compare --transfer` reads (reproduce with the CLI)
+    for name, acc in (("head", acc_head), ("grid", acc_grid)):
+        if acc:
+            pd.DataFrame({"source": ENG, "target": list(acc), "score": list(acc.values())}).to_csv(
+                args.out.with_name(f"{args.out.stem}_transfer_{name}.tsv"), sep="\t", index=False)
     # correlations: every change variant x (distances + transfer losses), per layer
     corrs = {}
     for ch in HEAD_CHANGES:
@@ -292,6 +327,9 @@ def stage_correlate(args) -> dict:
     tab.to_csv(args.out.with_name(args.out.stem + "_correlations.tsv"), sep="\t", index=False, float_format="%.5g")
     # per language and layer
     long = res.to_pandas()
+    K = len(res.layers)
+    long["base_cos_eng"] = [float(base_cos[l][r]) if l in base_cos else np.nan
+                            for r in range(K) for l in langs]
     for name, vals in {"acc_head": acc_head, "acc_grid": acc_grid, **{f"dist_{k}": v for k, v in dist.items()}}.items():
         long[name] = long.language.map(vals)
     long.to_csv(args.out.with_name(args.out.stem + "_languages.tsv"), sep="\t", index=False, float_format="%.5g")
@@ -394,6 +432,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--langs", nargs="+", help="only these languages (tests, trial runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunks", type=int, default=6, help="language chunks (one store each, per model)")
+    ap.add_argument("--chunk-ids", type=int, nargs="+", default=None,
+                    help="extract only these chunks (e.g. two processes: 0 2 4 and 1 3 5)")
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--grid", type=Path, default=RESULTS / "probe_flores200_grid.h5", help="item 2's probe grid")
     ap.add_argument("--grid-layer", type=int, default=None, help="grid layer (default: its best layer)")
