@@ -8,15 +8,15 @@ the linguistic measures, never used as one.
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 
 from babelmap.engine.errors import BabelmapError
-from babelmap.pipeline.stages import overall_best_layer, safe_name, write_correlation_tables
+from babelmap.pipeline.stages import correlate_measures, read_layer_choice, safe_name
 
 COSINE = "cosine-mean"
+LAYER_FILE = "best_layer.json"     # per alignment measure, in its correlation folder
 
 
 def check_alignment_names(names: list[str]) -> list[str]:
@@ -102,24 +102,15 @@ def versus_cosine(aligned, cosine) -> "pandas.DataFrame":  # noqa: F821
 def alignment_correlations(aligned, cosine, measures: dict, cdir: Path, *, min_partners: int = 5,
                            bootstrap: int = 0) -> dict:
     """Correlate one alignment result with every linguistic measure (the correlation stage's
-    protocol, analysis.correlation), compare it with cosine-mean per layer, and write into `cdir`:
-    correlations.h5, the correlation TSVs, vs_cosine.tsv and best_layer.json (the layer with
-    the highest mean Pearson r over the measures). Returns {measure: Correlation}."""
-    from babelmap.analysis import correlation as cor
-    cdir.mkdir(parents=True, exist_ok=True)
-    boot = max(200, bootstrap)
-    corrs = {n: cor.correlate(aligned, m, min_partners=min_partners, bootstrap=boot,
-                              uncertainty="both" if aligned.stderr is not None else "languages")
-             for n, m in measures.items()}
-    write_correlation_tables(cdir, corrs)
-    cor.save_correlations(corrs, cdir / "correlations.h5")
+    protocol, stages.correlate_measures), compare it with cosine-mean per layer, and write into
+    `cdir`: correlations.h5, the correlation TSVs, vs_cosine.tsv and best_layer.json (the layer
+    with the highest mean Pearson r over the measures). Returns {measure: Correlation}."""
+    corrs = correlate_measures(aligned, measures, cdir, cdir / LAYER_FILE, min_partners=min_partners,
+                               bootstrap=bootstrap)
     versus_cosine(aligned, cosine).to_csv(cdir / "vs_cosine.tsv", sep="\t", index=False)
-    best, reason = overall_best_layer(corrs, list(aligned.layers))
-    (cdir / "best_layer.json").write_text(json.dumps({"best_layer": int(best), "reason": reason}))
     return corrs
 
 
 def best_alignment_layer(cdir: Path) -> tuple[int, str]:
     """(layer, why) recorded by `alignment_correlations`."""
-    d = json.loads((cdir / "best_layer.json").read_text())
-    return int(d["best_layer"]), d["reason"]
+    return read_layer_choice(cdir / LAYER_FILE)

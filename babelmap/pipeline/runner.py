@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 
 from babelmap.pipeline.config import RunConfig, command_line, fingerprint
-from babelmap.pipeline.stages import (Stage, StageLog, families_from_genetic, language_names, load_measure,
-                                      model_key, overall_best_layer, run_transfer, safe_name, save_measure,
-                                      write_correlation_tables)
+from babelmap.pipeline.stages import (Stage, StageLog, correlate_measures, families_from_genetic, language_names,
+                                      load_measure, model_key, read_layer_choice, run_transfer, safe_name,
+                                      save_measure)
 from babelmap.pipeline.summary import RunSummary
 
 log = logging.getLogger("babelmap.pipeline")
@@ -73,8 +73,8 @@ def open_similarity(out: str | Path):
     result = SimilarityResult.load(out / "similarity.h5")
     rec = out / DEFAULT_LAYER
     if rec.exists():
-        d = json.loads(rec.read_text())
-        result.attrs.update(best_layer=int(d["best_layer"]), best_layer_measure=d["reason"])
+        layer, reason = read_layer_choice(rec)
+        result.attrs.update(best_layer=layer, best_layer_measure=reason)
     return result
 
 
@@ -243,23 +243,12 @@ def run(cfg: RunConfig) -> RunResult:
     fp_cor = fingerprint("correlation", fp_sim, fp_all_meas, cfg.min_partners, cfg.bootstrap)
 
     def _correlation() -> dict:
-        from tqdm.auto import tqdm
-        cdir.mkdir(exist_ok=True)
-        corrs = {}
-        boot = max(200, cfg.bootstrap)
-        for name in tqdm(list(measures), desc="correlation", unit="measure", disable=not cfg.progress):
-            corrs[name] = cor.correlate(result, measures[name], min_partners=cfg.min_partners, bootstrap=boot,
-                                        uncertainty="both" if result.stderr is not None else "languages")
-        write_correlation_tables(cdir, corrs)
-        cor.save_correlations(corrs, cdir / "correlations.h5")
-        best, reason = overall_best_layer(corrs, result.layers)
-        (out / DEFAULT_LAYER).write_text(json.dumps({"best_layer": int(best), "reason": reason}))
-        return corrs
+        return correlate_measures(result, measures, cdir, out / DEFAULT_LAYER, min_partners=cfg.min_partners,
+                                  bootstrap=cfg.bootstrap, progress=cfg.progress)
     corrs = st.run(Stage("correlation", fp_cor, ["correlation/summary.tsv", "correlation/correlations.h5",
                                                  DEFAULT_LAYER], _correlation,
                          lambda: cor.load_correlations(cdir / "correlations.h5")))
-    best = json.loads((out / DEFAULT_LAYER).read_text())
-    best_layer, best_reason = int(best["best_layer"]), best["reason"]
+    best_layer, best_reason = read_layer_choice(out / DEFAULT_LAYER)
 
     # 5b. each alignment measure against the linguistic measures and cosine-mean
     fp_alc, align_info = {}, {}
@@ -268,7 +257,7 @@ def run(cfg: RunConfig) -> RunResult:
         fp_alc[name] = fingerprint("alignment-correlation", fp_al[name], fp_sim, fp_all_meas, cfg.min_partners,
                                    cfg.bootstrap)
         st.run(Stage(f"correlation-{name}", fp_alc[name],
-                     [f"{aln.alignment_dir(name)}/{f}" for f in ("correlations.h5", "vs_cosine.tsv", "best_layer.json")],
+                     [f"{aln.alignment_dir(name)}/{f}" for f in ("correlations.h5", "vs_cosine.tsv", aln.LAYER_FILE)],
                      lambda name=name, adir=adir: aln.alignment_correlations(
                          aligned[name], result, measures, adir, min_partners=cfg.min_partners,
                          bootstrap=cfg.bootstrap),

@@ -184,6 +184,38 @@ def overall_best_layer(corrs: dict, layers: list[int]) -> tuple[int, str]:
     return int(corrs[used[0]].layers[k]), f"highest mean Pearson r averaged over {', '.join(used)}"
 
 
+def write_layer_choice(path: Path, layer: int, reason: str) -> None:
+    """Record a chosen default layer and why (`{"best_layer", "reason"}` JSON, crash-safe)."""
+    write_text_safely(path, json.dumps({"best_layer": int(layer), "reason": reason}), "default layer")
+
+
+def read_layer_choice(path: Path) -> tuple[int, str]:
+    """(layer, why) recorded by `write_layer_choice`."""
+    d = json.loads(Path(path).read_text())
+    return int(d["best_layer"]), d["reason"]
+
+
+def correlate_measures(result, measures: dict, cdir: Path, layer_file: Path, *, min_partners: int = 5,
+                       bootstrap: int = 0, progress: bool = False) -> dict:
+    """The correlation protocol of `babelmap run`, for cosine-mean and each alignment measure
+    alike: `result` (a SimilarityResult) against every measure (analysis.correlation, at least
+    200 bootstrap resamples, sentence uncertainty too when the result has it), written into
+    `cdir` (correlations.h5 and the TSVs), and the layer with the highest mean Pearson r over
+    the measures recorded in `layer_file`. Returns {measure: Correlation}."""
+    from tqdm.auto import tqdm
+
+    from babelmap.analysis import correlation as cor
+    cdir.mkdir(parents=True, exist_ok=True)
+    boot = max(200, bootstrap)
+    uncertainty = "both" if result.stderr is not None else "languages"
+    corrs = {n: cor.correlate(result, measures[n], min_partners=min_partners, bootstrap=boot, uncertainty=uncertainty)
+             for n in tqdm(list(measures), desc="correlation", unit="measure", disable=not progress)}
+    write_correlation_tables(cdir, corrs)
+    cor.save_correlations(corrs, cdir / "correlations.h5")
+    write_layer_choice(layer_file, *overall_best_layer(corrs, list(result.layers)))
+    return corrs
+
+
 def write_correlation_tables(cdir: Path, corrs: dict) -> None:
     """The correlation stage's TSVs for readers outside Python."""
     import pandas as pd
