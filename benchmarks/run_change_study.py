@@ -13,6 +13,7 @@ sentences), bootstrap intervals over languages. Stages, each cached in --work (r
     python benchmarks/run_change_study.py compare        # change.h5 (babelmap.kernels.cka)
     python benchmarks/run_change_study.py correlate      # accuracies, distances, correlations
     python benchmarks/run_change_study.py all            # everything, in order
+    python benchmarks/run_change_study.py report         # the tables of a recorded run (docs/cka.md)
 """
 from __future__ import annotations
 
@@ -403,24 +404,49 @@ def print_report(out: dict, changes=("cka_debiased", "cosine")) -> None:
     print(f"\n{out['languages']} languages x {out['sentences']} sentences; head: {head}")
     for ch in changes:
         cc = out["correlations"][ch]
-        print(f"\nSpearman rho of change (1 - {ch}) with ..., 95% bootstrap over languages (* p < 0.05)")
         names = list(cc)
-        print("layer " + " ".join(f"{n[:22]:>23s}" for n in names))
+        bonf = 0.05 / (len(names) * len(cc[names[0]]))
+        print(f"\nSpearman rho of change (1 - {ch}) with ..., 95% bootstrap over languages "
+              f"(* p < 0.05, ** p < {bonf:.1e} = 0.05 / {len(names) * len(cc[names[0]])} tests)")
+        print("layer " + " ".join(f"{n[:24]:>24s}" for n in names))
         for k in range(len(cc[names[0]])):
             cells = []
             for n in names:
                 r = cc[n][k]
                 cells.append(f"{r['spearman']:+.2f} [{r['spearman_low']:+.2f},{r['spearman_high']:+.2f}]"
-                             f"{'*' if r['spearman_p'] < 0.05 else ' '}")
-            print(f"{cc[names[0]][k]['layer']:5d} " + " ".join(f"{c:>23s}" for c in cells))
+                             f"{'**' if r['spearman_p'] < bonf else '*' if r['spearman_p'] < 0.05 else ''}")
+            print(f"{cc[names[0]][k]['layer']:5d} " + " ".join(f"{c:>24s}" for c in cells))
     print("\ntransfer loss vs distance (Spearman [95% CI]):")
     for k, v in out["loss_vs_distance"].items():
         print(f"  {k:28s} {v['spearman']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] p={v['p']:.2g} n={v['n']}")
 
 
+def markdown_report(out: dict, change: str = "cka_debiased", method: str = "spearman") -> None:
+    """The per-layer tables for docs/cka.md: mean change, and `method` r [95% CI] of change
+    with each distance and transfer loss (bold where p < 0.05 / number of tests)."""
+    cc = out["correlations"][change]
+    names = list(cc)
+    K = len(cc[names[0]])
+    bonf = 0.05 / (len(names) * K)
+    print("| layer | mean change (debiased) | mean 1 - cosine | English change | "
+          + " | ".join(names) + " |")
+    print("|---:|---:|---:|---:|" + "---|" * len(names))
+    for k in range(K):
+        pl = out["per_layer"][k]
+        cells = []
+        for n in names:
+            r = cc[n][k]
+            v = f"{r[method]:+.2f} [{r[method + '_low']:+.2f}, {r[method + '_high']:+.2f}]"
+            cells.append(f"**{v}**" if r[method + "_p"] < bonf else v)
+        print(f"| {pl['layer']} | {pl['change_debiased_mean']:.3f} | {pl['change_cosine_mean']:.4f} | "
+              f"{pl['change_debiased_english']:.3f} | " + " | ".join(cells) + " |")
+    print("\n(n per measure: " + ", ".join(f"{n} {cc[n][-1]['n']}" for n in names)
+          + f"; bold: p < {bonf:.1e} = 0.05 / {len(names) * K})")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("stage", choices=("split", "extract-base", "extract-tuned", "compare", "correlate", "all"))
+    ap.add_argument("stage", choices=("split", "extract-base", "extract-tuned", "compare", "correlate", "all", "report"))
     ap.add_argument("--work", type=Path, default=Path("/tmp/babelmap-change"))
     ap.add_argument("--flores", type=Path, default=FLORES)
     ap.add_argument("--ckpt", type=Path, default=CKPT, help="the fine-tuned checkpoint folder")
@@ -457,6 +483,12 @@ def main(argv=None) -> int:
         stage_compare(args)
     if st in ("correlate", "all"):
         stage_correlate(args)
+    if st == "report":
+        out = json.loads(args.out.read_text())
+        print_report(out)
+        for ch in HEAD_CHANGES:
+            print(f"\n### change = 1 - {ch}\n")
+            markdown_report(out, ch)
     return 0
 
 
