@@ -421,13 +421,17 @@ def print_report(out: dict, changes=("cka_debiased", "cosine")) -> None:
         print(f"  {k:28s} {v['spearman']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] p={v['p']:.2g} n={v['n']}")
 
 
-def markdown_report(out: dict, change: str = "cka_debiased", method: str = "spearman") -> None:
+DOC_COLUMNS = ("syntactic", "genetic", "geographic", "lex", "base_1-cos_eng", "loss_head", "loss_grid")
+
+
+def markdown_report(out: dict, change: str = "cka_debiased", method: str = "spearman",
+                    columns: tuple[str, ...] = DOC_COLUMNS) -> None:
     """The per-layer tables for docs/cka.md: mean change, and `method` r [95% CI] of change
     with each distance and transfer loss (bold where p < 0.05 / number of tests)."""
     cc = out["correlations"][change]
-    names = list(cc)
-    K = len(cc[names[0]])
-    bonf = 0.05 / (len(names) * K)
+    K = len(next(iter(cc.values())))
+    bonf = 0.05 / (len(cc) * K)  # every measure computed counts as a test
+    names = [n for n in columns if n in cc]
     print("| layer | mean change (debiased) | mean 1 - cosine | English change | "
           + " | ".join(names) + " |")
     print("|---:|---:|---:|---:|" + "---|" * len(names))
@@ -441,7 +445,7 @@ def markdown_report(out: dict, change: str = "cka_debiased", method: str = "spea
         print(f"| {pl['layer']} | {pl['change_debiased_mean']:.3f} | {pl['change_cosine_mean']:.4f} | "
               f"{pl['change_debiased_english']:.3f} | " + " | ".join(cells) + " |")
     print("\n(n per measure: " + ", ".join(f"{n} {cc[n][-1]['n']}" for n in names)
-          + f"; bold: p < {bonf:.1e} = 0.05 / {len(names) * K})")
+          + f"; bold: p < {bonf:.1e} = 0.05 / {len(cc) * K})")
 
 
 def build_parser() -> argparse.ArgumentParser:
