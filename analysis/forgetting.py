@@ -70,3 +70,15 @@ def layer_row(rows: Sequence[dict], checkpoint: str, layer: int) -> dict:
         if r["checkpoint"] == checkpoint and r["layer"] == layer:
             return r
     raise KeyError((checkpoint, layer))
+
+
+def seed_interval(values: Sequence[float], level: float = 0.95) -> dict:
+    """Mean over training seeds and a Student-t interval for it (the training effect's
+    uncertainty: one value per independently trained run; n = 1 gives a zero-width interval)."""
+    from scipy import stats
+    v = np.asarray(values, np.float64)
+    mean = float(v.mean())
+    if len(v) < 2:
+        return {"mean": mean, "low": mean, "high": mean, "n": int(len(v)), "values": v.tolist()}
+    half = float(stats.t.ppf(0.5 + level / 2, len(v) - 1) * v.std(ddof=1) / np.sqrt(len(v)))
+    return {"mean": mean, "low": mean - half, "high": mean + half, "n": int(len(v)), "values": v.tolist()}

@@ -29,6 +29,7 @@ PREFIX = "query: "
 CHECKPOINTS = ("base", "adjusted", "finetuned", "continual")
 TRAINED = ("finetuned", "continual", "basetuned")  # basetuned: the base model fine-tuned (no adjustment)
 ALL = CHECKPOINTS + ("basetuned",)
+RECORD_NAME = "babelmap_finetune.json"
 
 
 def log(msg: str) -> None:
@@ -68,7 +69,7 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
                       batch_size: int = 16) -> tuple[dict, dict]:
     """One forward pass per batch (prefix `query: `) gives, per language: the mean-pooled
     last-layer sentence embeddings [n, H], the classification head's predictions (a checkpoint
-    from `finetune` only: its mean-pooled linear head) and, for `word_langs`, every word's embedding at every hidden state
+    from `finetune` only: its mean-pooled linear head, as ids in `analysis.topics.CATEGORIES` order) and, for `word_langs`, every word's embedding at every hidden state
     (sub-word mean, unicode segmentation: what `babelmap words` stores).
     Returns (features {"X_<lang>", "pred_<lang>"}, words {lang: (offsets, tokens, emb [K,N,H], valid)})."""
     import torch
@@ -80,7 +81,11 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
     from babelmap.training.finetune import RECORD, load_classifier
     head = model_dir is not None and (Path(model_dir) / RECORD).exists()
     if head:
+        from babelmap.analysis.topics import CATEGORIES
+        from babelmap.training.finetune import label_names
         clf, tok, _ = load_classifier(model_dir)
+        # the head's classes are the checkpoint's sorted label names; the study counts in CATEGORIES order
+        to_study = np.array([CATEGORIES.index(n) for n in label_names(model_dir)])
         net = clf.encoder
         W = clf.head.weight.detach().double().numpy()
         b = clf.head.bias.detach().double().numpy()
@@ -100,7 +105,7 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
             hs = torch.stack(out.hidden_states, 1).float().numpy()          # [B, K, T, H]
             X.append(masked_mean(hs[:, -1], enc["attention_mask"].numpy()))
             if head:  # the checkpoint's own linear head on the mean-pooled last layer
-                P.append(np.argmax(X[-1] @ W.T + b, axis=1))
+                P.append(to_study[np.argmax(X[-1] @ W.T + b, axis=1)])
             if lang in word_langs:
                 for b, t in enumerate(chunk):
                     spans = segment(t, "unicode")
@@ -147,6 +152,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--only", choices=("adjusted",) + TRAINED, default=None,
                     help="train: only this checkpoint (e.g. finetuned and continual in two processes); "
                          "basetuned (the base model fine-tuned) is trained only when asked")
+    ap.add_argument("--seeds", type=int, nargs="+", default=None,
+                    help="report: the fine-tuning seeds to gather (default: --ft-seed); means with t intervals")
     ap.add_argument("--export", type=Path, default=None,
                     help="train --only basetuned: copy the checkpoint there and write topic-split.json beside it")
     ap.add_argument("--wait", action="store_true", help="eval: wait for a checkpoint still being trained")
@@ -277,11 +284,12 @@ def evaluate(st: Study, name: str, wait: bool) -> None:
     d = st.dirs[name]
     while wait and d is not None and not (Path(d) / "config.json").exists():
         time.sleep(20)
-    cache, ws = st.work / f"features-{name}.npz", st.work / f"words-{name}.h5"
+    run = st.folder[name]
+    cache, ws = st.work / f"features-{run}.npz", st.work / f"words-{run}.h5"
     if cache.exists() and ws.exists():
         return
     t = time.time()
-    log(f"evaluating {name}")
+    log(f"evaluating {run}")
     texts = {l: [st.text(l)[s] for s in st.te_ids] for l in st.langs}
     if name in ("base", "adjusted"):  # no head: the probe trains on English train embeddings
         texts["train_" + ENG] = [st.text(ENG)[s] for s in st.probe_ids]
@@ -289,30 +297,45 @@ def evaluate(st: Study, name: str, wait: bool) -> None:
     write_word_store(ws, st.te_ids, words, attrs={"model": str(d or "default"), "prefix": PREFIX,
                                                   "pooling": "mean", "segmentation": "unicode"})
     np.savez(cache, **feats)
-    (st.work / f"timing-eval-{name}.json").write_text(json.dumps({"seconds": time.time() - t}))
-    log(f"evaluated {name} in {time.time() - t:.0f} s")
+    (st.work / f"timing-eval-{run}.json").write_text(json.dumps({"seconds": time.time() - t}))
+    log(f"evaluated {run} in {time.time() - t:.0f} s")
 
 
 def train_features(st: Study, name: str) -> None:
     """English train embeddings of a fine-tuned checkpoint, so the same probe as for base and
     adjusted can be read off its encoder (beside its own head)."""
-    path = st.work / f"features-{name}-train.npz"
+    path = st.work / f"features-{st.folder[name]}-train.npz"
     if not path.exists():
         log(f"probe features: {name}")
         feats, _ = encode_checkpoint(st.dirs[name], {"train_" + ENG: [st.text(ENG)[s] for s in st.tr_ids]}, set())
         np.savez(path, X=feats["X_train_" + ENG])
 
 
+def run_name(checkpoint: str, seed: int) -> str:
+    """Folder and cache name of a trained checkpoint's fine-tuning seed (seed 0: the plain name)."""
+    return checkpoint if checkpoint not in TRAINED or seed == 0 else f"{checkpoint}-s{seed}"
+
+
 def report(st: Study) -> dict:
-    from babelmap.analysis.forgetting import accuracy_with_interval, layer_row, zero_shot
+    """Word measures and zero-shot topic accuracy of every evaluated checkpoint and seed; means
+    over fine-tuning seeds with t intervals, and the paired seed-wise effects."""
+    from babelmap.analysis.forgetting import accuracy_with_interval, layer_row, seed_interval, zero_shot
     from babelmap.analysis.wordalign import analyse, store_alignment
     from babelmap.engine.words import open_words
     args, work, langs = st.args, st.work, st.langs
+    seeds = args.seeds if args.seeds else [args.ft_seed]
     y_te = np.array([st.label[s] for s in st.te_ids])
     y_tr = np.array([st.label[s] for s in st.tr_ids])
     groups = [st.article[s] for s in st.te_ids]
-    done = [n for n in CHECKPOINTS if (work / f"features-{n}.npz").exists() and (work / f"words-{n}.h5").exists()]
-    feats = {n: dict(np.load(work / f"features-{n}.npz")) for n in done}
+
+    def cached(r):
+        return (work / f"features-{r}.npz").exists() and (work / f"words-{r}.h5").exists()
+    runs = {n: [run_name(n, s) for s in seeds if cached(run_name(n, s))] if n in TRAINED else
+            ([n] if cached(n) else []) for n in ALL}
+    runs = {n: r for n, r in runs.items() if r}
+    done = [n for n in ALL if n in runs]
+    every = [r for n in done for r in runs[n]]
+    feats = {r: dict(np.load(work / f"features-{r}.npz")) for r in every}
     topic: dict[str, dict] = {}
     # the probe on English train embeddings of base/adjusted; the fine-tuned checkpoints' own head
     for n in [n for n in ("base", "adjusted") if n in done]:
@@ -321,16 +344,16 @@ def report(st: Study) -> dict:
         Xtr = z["X_train_" + ENG][[row[s] for s in st.tr_ids]]   # the fine-tuning sentences
         topic[n] = {"probe": zero_shot(Xtr, y_tr, {l: z[f"X_{l}"] for l in langs}, y_te, groups,
                                        len(st.names), seed=args.seed)}
-    for n in [n for n in ("finetuned", "continual") if n in done]:
-        topic[n] = {"head": {l: accuracy_with_interval(feats[n][f"pred_{l}"], y_te, groups, seed=args.seed)
+    for r in [r for n in done if n in TRAINED for r in runs[n]]:
+        topic[r] = {"head": {l: accuracy_with_interval(feats[r][f"pred_{l}"], y_te, groups, seed=args.seed)
                              for l in langs}}
-        extra = work / f"features-{n}-train.npz"
+        extra = work / f"features-{r}-train.npz"
         if extra.exists():
-            topic[n]["probe"] = zero_shot(np.load(extra)["X"], y_tr, {l: feats[n][f"X_{l}"] for l in langs}, y_te,
+            topic[r]["probe"] = zero_shot(np.load(extra)["X"], y_tr, {l: feats[r][f"X_{l}"] for l in langs}, y_te,
                                           groups, len(st.names), seed=args.seed)
     majority = np.bincount(y_tr).argmax()
     chance = accuracy_with_interval(np.full(len(y_te), majority), y_te, groups, seed=args.seed)
-    words = {n: str(work / f"words-{n}.h5") for n in done}
+    words = {r: str(work / f"words-{r}.h5") for r in every}
     word_rows, align_lines = {}, {}
     with open_words(words["base"]) as ws_base:
         for tgt in (DEU, FRA):
@@ -338,29 +361,70 @@ def report(st: Study) -> dict:
             align_lines[tgt] = line
             word_rows[tgt] = analyse(words, al, ENG, tgt, seed=args.seed, raw_layers=[], progress=False).rows
     K = max(r["layer"] for r in word_rows[DEU]) + 1
-    print(f"\nword measures, held-out test articles ({len(st.te_ids)} sentences); links: base model, layer {args.layer}")
+    metrics = ("cos_aligned", "cos_diff", "retrieval")
+    # per checkpoint: mean over seeds (t interval) of each word measure and layer, and of head accuracy
+    summary: dict[str, dict] = {}
+    for n in done:
+        summary[n] = {"runs": runs[n], "words": {}, "head": {}}
+        for tgt in (DEU, FRA):
+            summary[n]["words"][tgt] = [
+                {"layer": k, **{m: seed_interval([layer_row(word_rows[tgt], r, k)[m] for r in runs[n]])
+                                for m in metrics}} for k in range(K)]
+        if n in TRAINED:
+            summary[n]["head"] = {l: seed_interval([topic[r]["head"][l]["accuracy"] for r in runs[n]]) for l in langs}
+            recs = [json.loads((work / r / RECORD_NAME).read_text()) for r in runs[n]
+                    if (work / r / RECORD_NAME).exists()]
+            summary[n]["train_accuracy"] = seed_interval([x["train_accuracy"] for x in recs]) if recs else None
+            summary[n]["epoch_loss"] = [x["epoch_loss"] for x in recs]
+    # seed-paired effects: continual - finetuned (what the alignment loss keeps), finetuned - adjusted
+    effects = {}
+    pairs = [("continual", "finetuned"), ("finetuned", "adjusted"), ("basetuned", "base")]
+    for a, b in [(a, b) for a, b in pairs if a in done and b in done]:
+        both = [(ra, rb) for ra in runs[a] for rb in runs[b]
+                if b not in TRAINED or ra.replace(a, "") == rb.replace(b, "")]
+        eff = {"pairs": both}
+        for tgt in (DEU, FRA):
+            for k in (4, 8, K - 1):
+                for m in ("cos_diff", "retrieval"):
+                    eff[f"{tgt}_L{k}_{m}"] = seed_interval([layer_row(word_rows[tgt], ra, k)[m]
+                                                            - layer_row(word_rows[tgt], rb, k)[m] for ra, rb in both])
+        if a in TRAINED and b in TRAINED:
+            for l in langs:
+                eff[f"head_{l}"] = seed_interval([topic[ra]["head"][l]["accuracy"] - topic[rb]["head"][l]["accuracy"]
+                                                  for ra, rb in both])
+        effects[f"{a}-{b}"] = eff
+    print(f"\nword measures, held-out test articles ({len(st.te_ids)} sentences); links: base model, layer "
+          f"{args.layer}; trained checkpoints: mean over seeds {seeds}")
     print(f"{'pair':9} {'checkpoint':10} " + " ".join(f"L{k} cos/gap/ret".rjust(20) for k in (4, 8, K - 1)))
     for tgt in (DEU, FRA):
         for n in done:
-            cells = [layer_row(word_rows[tgt], n, k) for k in (4, 8, K - 1)]
+            cells = [summary[n]["words"][tgt][k] for k in (4, 8, K - 1)]
             print(f"eng-{tgt[:3]:5} {n:10} " + " ".join(
-                f"{c['cos_aligned']:.3f}/{c['cos_diff']:.3f}/{c['retrieval']:.3f}".rjust(20) for c in cells))
-    print(f"\nzero-shot topic accuracy, {len(st.te_ids)} test sentences (majority class {chance['accuracy']:.3f})")
-    print(f"{'checkpoint':10} {'how':6} " + " ".join(l.rjust(18) for l in langs))
-    for n in done:
-        for how, acc in topic[n].items():
-            print(f"{n:10} {how:6} " + " ".join(
+                "/".join(f"{c[m]['mean']:.3f}" for m in metrics).rjust(20) for c in cells))
+    print(f"\nzero-shot topic accuracy, {len(st.te_ids)} test sentences, {len(set(groups))} articles "
+          f"(majority class {chance['accuracy']:.3f})")
+    print(f"{'run':14} {'how':6} " + " ".join(l.rjust(18) for l in langs))
+    for r in [x for x in ("base", "adjusted") if x in topic] + [r for n in done if n in TRAINED for r in runs[n]]:
+        for how, acc in topic[r].items():
+            print(f"{r:14} {how:6} " + " ".join(
                 f"{acc[l]['accuracy']:.3f} [{acc[l]['low']:.2f},{acc[l]['high']:.2f}]".rjust(18) for l in langs))
-    rec = {n: json.loads((Path(st.dirs[n]) / "babelmap_finetune.json").read_text()) for n in ("finetuned", "continual")
-           if (Path(st.dirs[n]) / "babelmap_finetune.json").exists()}
+    for n in [n for n in done if n in TRAINED]:
+        print(f"{n + ' mean':14} {'head':6} " + " ".join(
+            f"{summary[n]['head'][l]['mean']:.3f} [{summary[n]['head'][l]['low']:.2f},{summary[n]['head'][l]['high']:.2f}]"
+            .rjust(18) for l in langs) + f"  (t interval over {len(runs[n])} seeds)")
+    print("\nseed-paired effects (mean [95% t interval over seeds])")
+    for name, eff in effects.items():
+        print(f"{name}: " + "; ".join(f"{k} {v['mean']:+.3f} [{v['low']:+.3f},{v['high']:+.3f}]"
+                                      for k, v in eff.items() if k != "pairs" and ("L8" in k or "head" in k)))
     adj = json.loads((work / "adjusted" / "babelmap_model.json").read_text())
+    recs = {r: json.loads((work / r / RECORD_NAME).read_text()) for r in every if (work / r / RECORD_NAME).exists()}
     timing = {}
     for f in sorted(work.glob("timing-*.json")):
         timing[f.stem] = json.loads(f.read_text())
     return {
         "study": "forgetting (issue 18 item 5)", "model": "multilingual-e5-small-q4 (embedded default)",
-        "checkpoints": done, "seed": args.seed, "single_seed": True, "threads": args.threads, "load_average": list(os.getloadavg()),
-        "cpu_count": os.cpu_count(),
+        "checkpoints": done, "runs": runs, "seeds": seeds, "split_seed": args.seed, "threads": args.threads,
+        "load_average": list(os.getloadavg()), "cpu_count": os.cpu_count(),
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()},
         "adjust": {k: adj.get(k) for k in ("src", "tgt", "n_pairs", "n_links", "steps", "batch_size", "lr",
                                            "reg_weight", "freeze_embeddings", "before", "after", "loss_first",
@@ -372,9 +436,10 @@ def report(st: Study) -> dict:
                                 f"{args.test_fraction}, seed {args.seed}; train = seeded sample of "
                                 f"{len(st.tr_ids)} sentences of the train articles",
                        "majority_class_accuracy": chance},
-        "finetune": {n: {k: rec[n].get(k) for k in ("epoch_loss", "train_accuracy", "settings", "seconds")}
-                     for n in rec},
-        "alignment_eval": align_lines, "word_measures": word_rows, "topic_accuracy": topic, "timing_s": timing,
+        "finetune": {r: {k: recs[r].get(k) for k in ("epoch_loss", "train_accuracy", "settings", "seconds")}
+                     for r in recs},
+        "alignment_eval": align_lines, "word_measures": word_rows, "topic_accuracy": topic, "summary": summary,
+        "effects": effects, "timing_s": timing,
     }
 
 
@@ -389,7 +454,7 @@ def main(argv=None) -> int:
         for n in args.checkpoints:
             evaluate(st, n, args.wait)
     if args.stage in ("all", "probe"):
-        for n in [n for n in args.checkpoints if n in ("finetuned", "continual")]:
+        for n in [n for n in args.checkpoints if n in TRAINED]:
             while args.wait and not (Path(st.dirs[n]) / "config.json").exists():
                 time.sleep(20)
             train_features(st, n)
@@ -399,59 +464,74 @@ def main(argv=None) -> int:
         tmp = args.out.with_name(f".{args.out.name}.tmp")
         tmp.write_text(json.dumps(result, indent=1) + "\n")
         os.replace(tmp, args.out)
-        plot(result, args.figures, st.langs)
+        plot(result, args.figures, st.langs, args.out.stem)
         log(f"wrote {args.out}")
     return 0
 
 
-def plot(result: dict, folder: Path, langs: list[str]) -> None:
-    """forgetting_words.png (aligned cosine distance, unrelated - aligned gap, retrieval per layer,
-    eng-deu and eng-fra) and forgetting_topics.png (zero-shot accuracy with intervals)."""
+def plot(result: dict, folder: Path, langs: list[str], stem: str = "forgetting") -> None:
+    """<stem>_words.png (aligned cosine distance, unrelated - aligned gap, retrieval per layer,
+    eng-deu and eng-fra; trained checkpoints: mean over seeds, band = seed range) and
+    <stem>_topics.png (zero-shot accuracy: probe for base/adjusted, the model's own head for the
+    fine-tuned ones: mean over seeds with the t interval, dots = single seeds)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     folder.mkdir(parents=True, exist_ok=True)
-    colours = dict(zip(CHECKPOINTS, ("tab:grey", "tab:blue", "tab:red", "tab:green")))
+    colours = dict(zip(ALL, ("tab:grey", "tab:blue", "tab:red", "tab:green", "tab:orange")))
+    summary, seeds = result["summary"], result["seeds"]
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
     for i, tgt in enumerate((DEU, FRA)):
-        rows = result["word_measures"][tgt]
         for j, (metric, title) in enumerate((("cos_aligned", "aligned cosine distance"),
                                              ("cos_diff", "unrelated - aligned (cosine)"),
                                              ("retrieval", "word retrieval"))):
             ax = axes[i, j]
             for name in result["checkpoints"]:
-                pts = sorted((r["layer"], r[metric]) for r in rows if r["checkpoint"] == name)
-                ax.plot([p[0] for p in pts], [p[1] for p in pts], marker="o", ms=3, label=name, color=colours[name])
+                rows = summary[name]["words"][tgt]
+                x = [r["layer"] for r in rows]
+                ax.plot(x, [r[metric]["mean"] for r in rows], marker="o", ms=3, label=name, color=colours[name])
+                if len(summary[name]["runs"]) > 1:
+                    ax.fill_between(x, [min(r[metric]["values"]) for r in rows], [max(r[metric]["values"]) for r in rows],
+                                    color=colours[name], alpha=0.2, lw=0)
             ax.set_title(f"eng-{tgt[:3]}: {title}", fontsize=10)
             ax.grid(alpha=0.3)
             if i == 1:
                 ax.set_xlabel("layer")
     axes[0, 0].legend(fontsize=8)
-    fig.suptitle("Forgetting: held-out FLORES test articles, multilingual-e5-small-q4 (one seed; "
-                 "eng-fra not adjusted)", fontsize=10)
+    fig.suptitle(f"Forgetting: held-out FLORES test articles, multilingual-e5-small-q4 (fine-tuning seeds {seeds}, "
+                 "band = seed range; eng-fra not adjusted)", fontsize=10)
     fig.tight_layout()
-    fig.savefig(folder / "forgetting_words.png", dpi=110)
+    fig.savefig(folder / f"{stem}_words.png", dpi=110)
     plt.close(fig)
 
     fig, ax = plt.subplots(figsize=(9, 4))
-    bars = [(n, h) for n in result["checkpoints"] for h in ("probe", "head") if h in result["topic_accuracy"][n]]
+    bars = [(n, "probe") for n in ("base", "adjusted") if n in result["checkpoints"]] + \
+           [(n, "head") for n in result["checkpoints"] if n in TRAINED]
     width = 0.8 / len(bars)
-    for b, (n, h) in enumerate(bars):
-        acc = [result["topic_accuracy"][n][h][l] for l in langs]
-        x = np.arange(len(langs)) + (b - len(bars) / 2 + 0.5) * width
-        ax.bar(x, [a["accuracy"] for a in acc], width, color=colours[n], alpha=1.0 if h == "head" else 0.55,
-               hatch=None if h == "probe" else "//", label=f"{n} ({h})")
-        ax.errorbar(x, [a["accuracy"] for a in acc], yerr=[[a["accuracy"] - a["low"] for a in acc],
-                                                             [a["high"] - a["accuracy"] for a in acc]],
-                    fmt="none", ecolor="black", lw=0.8)
+    for k, (n, how) in enumerate(bars):
+        x = np.arange(len(langs)) + (k - len(bars) / 2 + 0.5) * width
+        if how == "probe":
+            acc = [result["topic_accuracy"][n]["probe"][l] for l in langs]
+            mid, lo, hi = [a["accuracy"] for a in acc], [a["low"] for a in acc], [a["high"] for a in acc]
+        else:
+            acc = [summary[n]["head"][l] for l in langs]
+            mid, lo, hi = [a["mean"] for a in acc], [a["low"] for a in acc], [a["high"] for a in acc]
+            for li, a in enumerate(acc):
+                ax.plot([x[li]] * len(a["values"]), a["values"], "k.", ms=3)
+        ax.bar(x, mid, width, color=colours[n], alpha=0.55 if how == "probe" else 1.0,
+               label=f"{n} ({'English probe' if how == 'probe' else 'own head'})")
+        ax.errorbar(x, mid, yerr=[np.subtract(mid, lo), np.subtract(hi, mid)], fmt="none", ecolor="black", lw=0.8)
+    ax.axhline(result["topic_task"]["majority_class_accuracy"]["accuracy"], color="k", ls=":", lw=0.8,
+               label="majority class")
     ax.set_xticks(np.arange(len(langs)), langs)
     ax.set_ylabel("topic accuracy (7 classes)")
-    ax.set_title("Zero-shot topic accuracy on held-out articles (trained on English; 95% article bootstrap)",
-                 fontsize=10)
-    ax.legend(fontsize=7, ncol=3)
+    ax.set_ylim(0, 1.25)
+    ax.set_title("Zero-shot topic accuracy on held-out articles (trained on English). Probe: 95% article bootstrap; "
+                 "head: mean and t interval over seeds, dots = seeds", fontsize=8)
+    ax.legend(fontsize=7, ncol=3, loc="upper center")
     ax.grid(axis="y", alpha=0.3)
     fig.tight_layout()
-    fig.savefig(folder / "forgetting_topics.png", dpi=110)
+    fig.savefig(folder / f"{stem}_topics.png", dpi=110)
     plt.close(fig)
 
 

@@ -13,7 +13,7 @@ import pytest
 import torch
 
 from babelmap.analysis.forgetting import (accuracy_with_interval, fit_probe, layer_row, masked_mean,
-                                          probe_predict, zero_shot)
+                                          probe_predict, seed_interval, zero_shot)
 from babelmap.engine.alignments import Alignment
 from babelmap.engine.corpora import ParallelCorpus
 from babelmap.training.continual import ContinualAlignment, encoder_of
@@ -210,3 +210,14 @@ def test_study_encoder_matches_the_word_store_and_sentence_pooling(tiny_bert, tm
     lm = load_model(str(tiny_bert), device="cpu", prefix=PREFIX)
     pooled = lm.embed(lm.tokenize(texts), "mean", layers=[-1])[:, 0].numpy()
     np.testing.assert_allclose(feats["X_eng_Latn"], pooled, rtol=1e-4, atol=1e-5)
+
+
+def test_seed_interval_against_the_t_formula():
+    v = [0.61, 0.70, 0.66]
+    res = seed_interval(v)
+    m, sd = np.mean(v), np.std(v, ddof=1)
+    half = 4.302652729911275 * sd / np.sqrt(3)  # t(0.975, 2 df), from tables
+    assert res["mean"] == pytest.approx(m) and res["low"] == pytest.approx(m - half)
+    assert res["high"] == pytest.approx(m + half) and res["n"] == 3
+    one = seed_interval([0.5])
+    assert one["low"] == one["high"] == 0.5
