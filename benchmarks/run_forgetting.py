@@ -271,7 +271,11 @@ def export(st: Study, dest: Path) -> None:
              "how": f"labelled dev sentences after {st.args.train_pairs} (the adjustment pairs come first), split by "
                     f"article (analysis.probe.split_by_article, test fraction {st.args.test_fraction}, seed "
                     f"{st.args.seed}); train = the English sentences fine-tuned on; test = held-out articles",
-             "checkpoint": str(dest), "train": rows(st.tr_ids), "test": rows(st.te_ids)}
+             "checkpoint": str(dest),
+             "head_labels": json.loads((dest / RECORD_NAME).read_text())["labels"],
+             "note": "the head's rows (head.safetensors weight [C, H]) follow head_labels (sorted names), "
+                     "not the order of categories",
+             "train": rows(st.tr_ids), "test": rows(st.te_ids)}
     path = dest.parent / "topic-split.json"
     path.with_suffix(".tmp").write_text(json.dumps(split, indent=1) + "\n")
     os.replace(path.with_suffix(".tmp"), path)
