@@ -221,3 +221,33 @@ def test_seed_interval_against_the_t_formula():
     assert res["high"] == pytest.approx(m + half) and res["n"] == 3
     one = seed_interval([0.5])
     assert one["low"] == one["high"] == 0.5
+
+
+def test_study_head_predictions_count_in_category_order(tiny_bert, tmp_path):
+    """The study reads a fine-tuned head's class ids in `analysis.topics.CATEGORIES` order (the
+    checkpoint's own are its sorted label names): runs 1-2 scored a majority-class head as 0.071
+    because the two orders were mixed."""
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_forgetting import encode_checkpoint
+
+    from babelmap.analysis.topics import CATEGORIES
+    from babelmap.training.finetune import load_classifier
+    rng = random.Random(0)
+    lines = []
+    for i in range(16):
+        label = "travel" if i % 2 else "geography"  # sorted: geography 0, travel 1; CATEGORIES: 6 and 1
+        pool = VOCAB[:7] if label == "travel" else VOCAB[7:]
+        lines.append(" ".join(rng.choice(pool) for _ in range(4)) + "\t" + label)
+    (tmp_path / "t.tsv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "ft"
+    finetune(tiny_bert, tmp_path / "t.tsv", out, epochs=3, lr=1e-3, head_lr=1e-2, batch_size=8, device="cpu",
+             progress=False, pooling="mean", prefix="query: ")
+    texts = ["the quick brown fox", "moon river stone house", "sun tree dog", "lazy over jumps"]
+    feats, _ = encode_checkpoint(str(out), {"eng_Latn": texts}, set(), batch_size=3)
+    clf, tok, prefix = load_classifier(out)
+    with torch.no_grad():
+        logits = clf(**tok([prefix + t for t in texts], padding=True, return_tensors="pt")).logits
+    names = ["geography", "travel"]
+    want = [CATEGORIES.index(names[int(i)]) for i in logits.argmax(-1)]
+    np.testing.assert_array_equal(feats["pred_eng_Latn"], want)
+    assert set(want) == {1, 6}  # both classes predicted, so the old (sorted-order) ids would differ
