@@ -178,8 +178,12 @@ def test_cli_bf16_in_process(tiny, tmp_path, capsys):
     assert main(["finetune", "--model", str(tiny), "--train", str(train), "--out", str(out)]) == 1
     assert "--overwrite" in capsys.readouterr().err
     assert main(["finetune", "--model", str(tiny), "--train", str(train), "--out", str(out), "--epochs", "1",
-                 "--device", "cpu", "--overwrite", "--no-progress"]) == 0
-    assert json.loads((out / RECORD).read_text())["settings"]["bf16"] is False
+                 "--device", "cpu", "--overwrite", "--no-progress", "--pooling", "mean", "--head-lr", "0.005",
+                 "--freeze-embeddings", "--prefix", "p: "]) == 0
+    settings = json.loads((out / RECORD).read_text())["settings"]
+    assert settings["bf16"] is False and settings["head_pooling"] == "mean" and settings["head_lr"] == 0.005
+    assert settings["freeze_embeddings"] is True and settings["prefix"] == "p: "
+    assert json.loads((out / "babelmap_model.json").read_text())["prefix"] == "p: "
 
 
 @pytest.mark.slow

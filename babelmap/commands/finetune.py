@@ -7,7 +7,8 @@ import argparse
 
 NAME = "finetune"
 HELP = "fine-tune a model for sequence classification (accelerate); saves a checkpoint for extract"
-EXAMPLE = """babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/ --epochs 3 --lr 2e-5 --bf16
+EXAMPLE = """babelmap finetune --train topics.eng.tsv --out e5-topics/ --epochs 4 --lr 5e-5 --head-lr 2e-3 --freeze-embeddings
+babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/ --epochs 3 --lr 2e-5 --bf16
 accelerate launch --multi_gpu --num_processes 2 -m babelmap finetune --model xlm-roberta-base --train nli.en.tsv --out xlmr-nli-en/
 babelmap extract --corpus flores200/dev --format flores --model xlmr-nli-en/ --pooling cls --out tuned.h5"""
 
@@ -30,6 +31,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-length", type=int, default=128, help="truncate to N tokens (default 128)")
     p.add_argument("--weight-decay", type=float, default=0.01, help="AdamW weight decay (default 0.01)")
     p.add_argument("--warmup", type=float, default=0.1, help="fraction of steps of linear warm-up (default 0.1)")
+    p.add_argument("--freeze-embeddings", action="store_true", help="keep the input embedding matrix fixed")
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--device", default="auto", help="auto or cpu (under accelerate launch: its devices)")
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
@@ -43,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
                    pooling=args.pooling, prefix=args.prefix, batch_size=args.batch_size,
                    bf16=args.bf16, max_length=args.max_length, weight_decay=args.weight_decay,
                    warmup=args.warmup, seed=args.seed, device=args.device, progress=not args.no_progress,
-                   overwrite=args.overwrite)
+                   overwrite=args.overwrite, freeze_embeddings=args.freeze_embeddings)
     losses = " ".join(f"{x:.4f}" for x in res.epoch_loss)
     print(f"{res.settings['examples']} examples, labels {res.labels}, loss per epoch: {losses}, "
           f"training accuracy {res.train_accuracy:.3f}, {res.settings['head_pooling']} head, "
