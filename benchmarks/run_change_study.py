@@ -129,15 +129,20 @@ def stage_extract(args, which: str) -> list[Path]:
     log(f"extract {which}: {len(corpus.languages)} languages x {len(corpus.sentence_ids)} sentences in "
         f"{len(chunks)} chunks, model {model or 'default'}, mean pooling, prefix {PREFIX!r}, "
         f"{torch.get_num_threads()} thread(s)")
+    from babelmap.engine.errors import StoreError
     done = []
-    for i, langs in enumerate(chunks):
-        out = chunk_path(args, which, i)
-        if args.chunk_ids is not None and i not in args.chunk_ids:
-            continue
+    for i in (range(len(chunks)) if args.chunk_ids is None else args.chunk_ids):  # in the order given
+        langs, out = chunks[i], chunk_path(args, which, i)
         if not out.exists():
             t0 = time.time()
-            extract(corpus.select(languages=langs), out, model, pooling="mean", prefix=PREFIX, device="cpu",
-                    progress=True)
+            try:
+                extract(corpus.select(languages=langs), out, model, pooling="mean", prefix=PREFIX, device="cpu",
+                        progress=True)
+            except StoreError as e:
+                if "another run is writing" not in str(e):
+                    raise
+                log(f"chunk {i} is being extracted by another process: skipped here")
+                continue
             dt = time.time() - t0
             Path(f"{out}.timing.json").write_text(json.dumps(
                 {"seconds": dt, "sentences": len(corpus.sentence_ids) * len(langs), "load_average": os.getloadavg(),
@@ -463,7 +468,7 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunks", type=int, default=6, help="language chunks (one store each, per model)")
     ap.add_argument("--chunk-ids", type=int, nargs="+", default=None,
-                    help="extract only these chunks (e.g. two processes: 0 2 4 and 1 3 5)")
+                    help="extract only these chunks, in this order (e.g. a second process: 5 4 3)")
     ap.add_argument("--bootstrap", type=int, default=2000)
     ap.add_argument("--grid", type=Path, default=RESULTS / "probe_flores200_grid.h5", help="item 2's probe grid")
     ap.add_argument("--grid-layer", type=int, default=None, help="grid layer (default: its best layer)")
