@@ -357,7 +357,7 @@ def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_len
     del chars
 
     # 2. finished parts: the main process lists them (before anyone writes) and tells the others
-    done = _finished(state, folder, provenance, out, units)
+    done, done_infos = _finished(state, folder, provenance, out, units)
     if main and done:
         log.warning("resuming: %d finished parts kept in %s", len(done), folder)
 
@@ -393,7 +393,7 @@ def _run(state, corpus, out, model, pooling, dtype, store_dtype, device, max_len
         t_join = time.perf_counter()
         join_parts(folder, out, languages=meta["languages"], sentence_ids=meta["sentence_ids"], mask=mask,
                    provenance=provenance, n_layers=Kp, hidden=H, store_dtype=store_dtype, attrs=attrs,
-                   layers=kept, documents=meta["documents"], progress=progress)
+                   layers=kept, documents=meta["documents"], progress=progress, known=done_infos)
         log.info("joined %s in %.2f s", out.name, time.perf_counter() - t_join)
         if not keep_parts:
             shutil.rmtree(folder, ignore_errors=True)
@@ -423,11 +423,13 @@ def _same_blocks(info, unit: Unit) -> bool:
     return True
 
 
-def _finished(state, folder: Path, provenance: dict, out: Path, units: list[Unit]) -> set[str]:
-    """uids of the planned units whose parts are finished. The main process reads the parts'
-    records (engine.parts.finished_units: attributes only), removes parts that match no
-    planned unit, and sends the outcome (or the refusal) to every process."""
+def _finished(state, folder: Path, provenance: dict, out: Path, units: list[Unit]) -> tuple[set[str], dict]:
+    """(uids of the planned units whose parts are finished, {part file name: PartInfo} of
+    those parts on the main process, for the join to reuse; {} elsewhere). The main process
+    reads the parts' records (engine.parts.finished_units: attributes only), removes parts
+    that match no planned unit, and sends the outcome (or the refusal) to every process."""
     result: tuple = ()
+    infos: dict = {}
     if state.is_main_process:
         try:
             from babelmap.engine.parts import finished_units
@@ -437,6 +439,7 @@ def _finished(state, folder: Path, provenance: dict, out: Path, units: list[Unit
             for uid, info in found.items():
                 if uid in plan and _same_blocks(info, plan[uid]):
                     done.add(uid)
+                    infos[Path(info.path).name] = info
                 else:
                     log.warning("redoing: part %s is not a unit of this run's plan", Path(info.path).name)
                     Path(info.path).unlink(missing_ok=True)
@@ -446,7 +449,7 @@ def _finished(state, folder: Path, provenance: dict, out: Path, units: list[Unit
     result = _broadcast(state, result, "reading the finished parts")
     if result[0] == "error":
         raise StoreError(result[1])
-    return result[1]
+    return result[1], infos
 
 
 # -- the loop -------------------------------------------------------------------------------
@@ -535,7 +538,7 @@ class _Writer:
                     n = len(b)
                     blocks.append(Block(lang=b.lang, lang_index=b.lang_index, start=b.start, stop=b.stop,
                                         sentences=b.sentences, n_tokens=ntok[at:at + n],
-                                        emb=np.ascontiguousarray(arr[at:at + n].transpose(1, 0, 2))))
+                                        emb=arr[at:at + n].transpose(1, 0, 2)))  # a view: hashed in place
                     at += n
                 write_part(self.folder, unit.uid, blocks, self.attrs)
                 self.written += 1

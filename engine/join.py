@@ -42,13 +42,19 @@ def _ids(sentence_ids: Sequence[str], idx: np.ndarray, k: int = 5) -> str:
     return shown + (f" and {len(idx) - k} more" if len(idx) > k else "")
 
 
-def _read_parts(folder: Path, provenance: Mapping, out: Path) -> list[PartInfo]:
+def _read_parts(folder: Path, provenance: Mapping, out: Path, known: Mapping[str, PartInfo] | None = None
+                ) -> list[PartInfo]:
+    """Every finished part's record, checked against `provenance`; a part in `known` (file
+    name -> PartInfo the caller already read from this folder) is not read again."""
+    known = known or {}
     infos = []
     for path in list_parts(folder):
-        try:
-            info = read_part_info(path)
-        except BadPart as e:
-            raise StoreError(f"part {path} is damaged ({e}); run the same command again to redo it") from None
+        info = known.get(path.name)
+        if info is None or Path(info.path) != path:
+            try:
+                info = read_part_info(path)
+            except BadPart as e:
+                raise StoreError(f"part {path} is damaged ({e}); run the same command again to redo it") from None
         diffs = provenance_diff(info.attrs, provenance)
         if diffs:
             raise StoreError(describe_diff(f"part {path}", diffs, out))
@@ -149,10 +155,11 @@ def index_image(infos: list[PartInfo], shard_prefix: str, *, languages: Sequence
 def join_parts(folder: Path, out: Path, *, languages: Sequence[str], sentence_ids: Sequence[str],
                mask: np.ndarray, provenance: Mapping, n_layers: int, hidden: int, store_dtype: str,
                attrs: Mapping, layers: Sequence[int] | None = None, documents: Sequence[str] | None = None,
-               progress: bool = True) -> Path:
+               progress: bool = True, known: Mapping[str, PartInfo] | None = None) -> Path:
     """Verify the parts in `folder` and make `out` a store over them, by reference (see the
     module doc). `n_layers` is the number of hidden states stored (len(layers) when given).
-    The parts move to `<out>.shards/`; a store already at `out` is replaced."""
+    `known`: part file name -> PartInfo already read from `folder` (a resume's finished
+    parts), not read again. The parts move to `<out>.shards/`; a store already at `out` is replaced."""
     folder, out = Path(folder), Path(out)
     if out.is_dir():
         raise StoreError(f"{out} is a folder; --out must name a store file (e.g. {out / 'store.h5'})")
@@ -165,7 +172,7 @@ def join_parts(folder: Path, out: Path, *, languages: Sequence[str], sentence_id
     for p in folder.iterdir() if folder.is_dir() else []:
         if is_tmp(p):
             p.unlink(missing_ok=True)
-    infos = _read_parts(folder, provenance, out)
+    infos = _read_parts(folder, provenance, out, known)
     ntok = _coverage(infos, languages, sentence_ids, mask, K, int(hidden), store_dtype)
     store_attrs = dict(attrs)
     store_attrs.pop("dtype", None)

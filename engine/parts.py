@@ -161,9 +161,13 @@ class BlockHasher:
         self.dtype = np.dtype(dtype)
 
     def rows(self, emb_rows: np.ndarray) -> None:
-        """Add rows given as [K', r, H] (the next r present rows in position order)."""
-        a = np.ascontiguousarray(np.asarray(emb_rows, self.dtype).transpose(1, 0, 2))
-        self.h.update(a.tobytes())
+        """Add rows given as [K', r, H] (the next r present rows in position order). Rows that
+        are a [K', r, H] view of row-major [r, K', H] memory (as extraction holds them) are
+        hashed in place; anything else is made row-major first."""
+        a = np.asarray(emb_rows, self.dtype).transpose(1, 0, 2)
+        if not a.flags.c_contiguous:
+            a = np.ascontiguousarray(a)
+        self.h.update(a)  # the buffer itself (C-contiguous): no bytes copy
 
     def hexdigest(self) -> str:
         return self.h.hexdigest()

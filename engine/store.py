@@ -320,11 +320,14 @@ class Store:
 
     @property
     def shard_paths(self) -> list[Path]:
-        """The shard files the store reads (absolute; empty for a single-file store)."""
-        if "blocks" not in self.f or "shard" not in self.f["blocks"]:
-            return []
-        names = sorted({s for s in _decode(self.f["blocks/shard"][()]) if s})
-        return [(self.path.parent / n) for n in names]
+        """The shard files the store reads (absolute; empty for a single-file store); read from
+        the block table once per open store (a store file is never changed in place)."""
+        cached = self.__dict__.get("_shard_paths")
+        if cached is None:
+            names = (sorted({s for s in _decode(self.f["blocks/shard"][()]) if s})
+                     if "blocks" in self.f and "shard" in self.f["blocks"] else [])
+            cached = self.__dict__["_shard_paths"] = [self.path.parent / n for n in names]
+        return list(cached)
 
     @property
     def disk_bytes(self) -> int:

@@ -234,8 +234,8 @@ def _write_part(path: Path, lm, corpus, lang: str, attrs: dict, batch_size: int,
     texts = corpus.text(lang)
     K, H = lm.num_hidden_states, lm.hidden_size
     dtype = np.dtype(attrs["dtype"])
-    check_free_space(path.parent, _part_bytes(texts, attrs["segmentation"], K, H, dtype.itemsize),
-                     f"the words of {lang}")
+    words = [None if t is None else segment(t, attrs["segmentation"]) for t in texts]  # once per text
+    check_free_space(path.parent, _part_bytes(words, K, H, dtype.itemsize), f"the words of {lang}")
     bio = io.BytesIO()
     with h5py.File(bio, "w") as f:
         c = _chunk_words(H, dtype.itemsize, 1 << 30)
@@ -249,7 +249,7 @@ def _write_part(path: Path, lm, corpus, lang: str, attrs: dict, batch_size: int,
         for i in range(0, len(order), batch_size):
             idx = order[i:i + batch_size]
             batch_texts = [texts[j] for j in idx]
-            spans = [segment(t, attrs["segmentation"]) for t in batch_texts]
+            spans = [words[j] for j in idx]
             out = encode_words(lm, batch_texts, spans, attrs["pooling"], attrs["prefix"], attrs["max_length"])
             for j, t, sp, (e, v) in zip(idx, batch_texts, spans, out):
                 while len(offsets) <= j:  # sentences before j that are missing: no words
@@ -274,18 +274,18 @@ def _write_part(path: Path, lm, corpus, lang: str, attrs: dict, batch_size: int,
                        "Finished languages are kept; free space and run the same command again")
 
 
-def _part_bytes(texts, segmentation: str, K: int, H: int, itemsize: int) -> int:
-    """Bytes a language's word part will take (words x K x H, the word strings, offsets),
-    with a margin: checked before writing, so HDF5 itself never meets a full disk."""
+def _part_bytes(words: Sequence[Sequence[tuple[int, int]] | None], K: int, H: int, itemsize: int) -> int:
+    """Bytes a language's word part will take (words x K x H, the word strings, offsets) from
+    each text's word spans (None: missing), with a margin: checked before writing, so HDF5
+    itself never meets a full disk."""
     n = chars = 0
-    for t in texts:
-        if t is not None:
-            spans = segment(t, segmentation)
+    for spans in words:
+        if spans is not None:
             n += len(spans)
             chars += sum(b - a for a, b in spans)
     c = _chunk_words(H, itemsize, 1 << 30)
     rows = -(-max(n, 1) // c) * c  # whole chunks of (1, c, H) per hidden state
-    return int((rows * K * H * itemsize + 4 * chars + 24 * n + 9 * (len(texts) + 1)) * 1.1) + (1 << 20)
+    return int((rows * K * H * itemsize + 4 * chars + 24 * n + 9 * (len(words) + 1)) * 1.1) + (1 << 20)
 
 
 def _close_quietly(f, tmp: Path | None = None, *objects) -> None:
