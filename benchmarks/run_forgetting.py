@@ -447,6 +447,54 @@ def report(st: Study) -> dict:
     }
 
 
+def markdown(result: dict, langs: list[str]) -> str:
+    """The docs' tables: word measures at layers 4, 8 and the top (trained checkpoints: mean over
+    seeds), zero-shot topic accuracy, and the seed-paired effects."""
+    summary, K = result["summary"], len(result["summary"]["base"]["words"][DEU])
+    out = []
+    for tgt in (DEU, FRA):
+        out.append(f"| eng-{tgt[:3]} | " + " | ".join(f"layer {k}: cos aligned / gap / retrieval" for k in (4, 8, K - 1))
+                   + " |")
+        out.append("|---" * 4 + "|")
+        for n in result["checkpoints"]:
+            cells = [summary[n]["words"][tgt][k] for k in (4, 8, K - 1)]
+            out.append(f"| {n} | " + " | ".join(" / ".join(f"{c[m]['mean']:.3f}" for m in
+                                                           ("cos_aligned", "cos_diff", "retrieval")) for c in cells) + " |")
+        out.append("")
+    out.append("| checkpoint | classifier | " + " | ".join(langs) + " |")
+    out.append("|---" * (2 + len(langs)) + "|")
+    for n in [n for n in ("base", "adjusted") if n in result["checkpoints"]]:
+        acc = result["topic_accuracy"][n]["probe"]
+        out.append(f"| {n} | English probe | " + " | ".join(
+            f"{acc[l]['accuracy']:.3f} [{acc[l]['low']:.2f}, {acc[l]['high']:.2f}]" for l in langs) + " |")
+    for n in [n for n in result["checkpoints"] if n in TRAINED]:
+        for r in summary[n]["runs"]:
+            acc = result["topic_accuracy"][r]["head"]
+            out.append(f"| {r} | own head | " + " | ".join(
+                f"{acc[l]['accuracy']:.3f} [{acc[l]['low']:.2f}, {acc[l]['high']:.2f}]" for l in langs) + " |")
+        if len(summary[n]["runs"]) > 1:
+            h = summary[n]["head"]
+            out.append(f"| **{n}, mean of {len(summary[n]['runs'])} seeds** | own head | " + " | ".join(
+                f"**{h[l]['mean']:.3f}** [{h[l]['low']:.2f}, {h[l]['high']:.2f}]" for l in langs) + " |")
+    out.append("")
+    out.append("| seed-paired effect | " + " | ".join(f"{t[:3]} L{k} {m}" for t in (DEU, FRA) for k in (8, K - 1)
+                                                   for m in ("gap", "retrieval")) + " |")
+    out.append("|---" * 9 + "|")
+    for name, eff in result["effects"].items():
+        out.append(f"| {name} ({len(eff['pairs'])}) | " + " | ".join(
+            "{mean:+.3f} [{low:+.3f}, {high:+.3f}]".format(**eff[f"{t}_L{k}_{m}"]) for t in (DEU, FRA)
+            for k in (8, K - 1) for m in ("cos_diff", "retrieval")) + " |")
+    heads = [(name, eff) for name, eff in result["effects"].items() if f"head_{ENG}" in eff]
+    if heads:
+        out.append("")
+        out.append("| seed-paired effect on head accuracy | " + " | ".join(langs) + " |")
+        out.append("|---" * (1 + len(langs)) + "|")
+        for name, eff in heads:
+            out.append(f"| {name} | " + " | ".join("{mean:+.3f} [{low:+.3f}, {high:+.3f}]".format(**eff[f"head_{l}"])
+                                                  for l in langs) + " |")
+    return "\n".join(out) + "\n"
+
+
 def main(argv=None) -> int:
     args = build_parser().parse_args(argv)
     import torch
@@ -469,6 +517,9 @@ def main(argv=None) -> int:
         tmp.write_text(json.dumps(result, indent=1) + "\n")
         os.replace(tmp, args.out)
         plot(result, args.figures, st.langs, args.out.stem)
+        table = markdown(result, st.langs)
+        args.out.with_suffix(".md").write_text(table)
+        print("\n" + table)
         log(f"wrote {args.out}")
     return 0
 
