@@ -113,6 +113,21 @@ def chunk_path(args, which: str, i: int) -> Path:
     return args.work / f"{which}.c{i}.h5"
 
 
+def subset_store(src: Path, dst: Path, corpus) -> Path:
+    """A store of `corpus` (a selection of fewer sentences of the same languages) cut from an
+    extraction `src` over more sentences: the same rows (the model is deterministic), the
+    selection's sentence ids and corpus fingerprint, the rest of the provenance kept."""
+    from babelmap.engine.store import open_store, write_store
+    with open_store(src) as st:
+        if st.languages != list(corpus.languages):
+            sys.exit(f"{src}: other languages than the selection")
+        cols = [st.sentence_ids.index(s) for s in corpus.sentence_ids]
+        attrs = {k: v for k, v in st.attrs.items() if k not in ("format", "format_version", "dtype")}
+        attrs.update(corpus_fingerprint=corpus.fingerprint(), subset_of=str(src))
+        return write_store(dst, st.languages, list(corpus.sentence_ids), st.block()[:, :, cols],
+                           mask=st.mask[:, cols], n_tokens=st.n_tokens[:, cols], dtype=str(st.dtype), attrs=attrs)
+
+
 def stage_extract(args, which: str) -> list[Path]:
     """Both models are extracted in the same language chunks (English first, then a seeded
     random order: item 2's language_chunks), one store per chunk, so that a run cut short still
@@ -133,6 +148,10 @@ def stage_extract(args, which: str) -> list[Path]:
     done = []
     for i in (range(len(chunks)) if args.chunk_ids is None else args.chunk_ids):  # in the order given
         langs, out = chunks[i], chunk_path(args, which, i)
+        if not out.exists() and args.reuse and \
+                (args.reuse / out.name).exists():
+            subset_store(args.reuse / out.name, out, corpus.select(languages=langs))
+            log(f"{which} chunk {i}: cut from {args.reuse / out.name}")
         if not out.exists():
             t0 = time.time()
             try:
@@ -382,7 +401,8 @@ def stage_correlate(args) -> dict:
     out = {"what": "representation change (CKA) of the default model fine-tuned on the English topic task, "
                    "over the FLORES dev held-out topic sentences, vs distance from English and zero-shot transfer loss",
            "command": " ".join(sys.argv), "checkpoint": str(args.ckpt), "languages": len(langs),
-           "sentences": int(np.max(res.count)), "split": {"held_out": len(sp["test"]), "train": len(sp["train"]),
+           "sentences": int(np.max(res.count)), "sample": {"n": args.sample, "seed": args.seed, "reused": str(args.reuse)},
+           "split": {"held_out": len(sp["test"]), "train": len(sp["train"]),
                                                          "check": sp.get("check")},
            "chunks_missing": json.loads(res.attrs.get("chunks_missing", "[]")),
            "grid": {"path": str(args.grid), "layer": gk, "english_in_language": acc_grid.get(ENG),
@@ -464,6 +484,8 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", type=int, default=0, help="a seeded sample of N held-out sentences (0: all)")
+    ap.add_argument("--reuse", type=Path, default=None,
+                    help="work folder of a run over more sentences: its finished chunk stores are cut to these")
     ap.add_argument("--langs", nargs="+", help="only these languages (tests, trial runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunks", type=int, default=6, help="language chunks (one store each, per model)")
