@@ -120,3 +120,30 @@ def test_held_out_split_is_the_forgetting_study_split():
     assert sp["test"] == te and sp["train"] == tr and sp["categories"] == names
     assert not {article[s] for s in tr} & {article[s] for s in te}  # no article on both sides
     assert all(int(s.split(":")[1]) > 300 for s in te) and 120 < len(te) < 250
+
+
+def test_subset_store_is_the_selection(tmp_path):
+    from babelmap.engine.corpora.base import ParallelCorpus
+    from babelmap.engine.store import open_store
+
+    sys.path.insert(0, str(ROOT / "benchmarks"))
+    from run_change_study import subset_store
+
+    langs, ids = ["aaa_Latn", "bbb_Latn"], [f"dev:{j}" for j in range(1, 9)]
+    corpus = ParallelCorpus("toy", langs, ids, [[f"{l} {j}" for j in ids] for l in langs])
+    E = np.random.default_rng(0).normal(size=(2, 3, 8, 4)).astype(np.float16)
+    mask = np.ones((2, 8), bool)
+    mask[1, 5] = False
+    src = write_store(tmp_path / "full.h5", langs, ids, E, mask=mask,
+                      attrs={"corpus_fingerprint": corpus.fingerprint(), "pooling": "mean", "model": "m"})
+    pick = ["dev:2", "dev:6", "dev:7"]
+    sel = corpus.select(sentence_ids=pick)
+    out = subset_store(src, tmp_path / "cut.h5", sel)
+    with open_store(out) as st:
+        assert st.sentence_ids == pick and st.languages == langs
+        assert st.attrs["corpus_fingerprint"] == sel.fingerprint() != corpus.fingerprint()
+        assert st.attrs["pooling"] == "mean" and st.attrs["model"] == "m"
+        np.testing.assert_array_equal(st.mask, mask[:, [1, 5, 6]])
+        np.testing.assert_array_equal(st.block()[0], E[0][:, [1, 5, 6]])
+        np.testing.assert_array_equal(st.block()[1, :, 0], E[1, :, 1])
+        assert not st.block()[1, :, 1].any()  # the missing sentence stays missing (zero row)
