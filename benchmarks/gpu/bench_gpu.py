@@ -217,7 +217,7 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
     sync(dev)
     with BusySampler(dev) as busy_plain:
         t = time.perf_counter()
-        n_plain, tok_plain, complete = plain_loop(lm, texts, dev, cap_s=max(3 * secs, 60.0))
+        n_plain, tok_plain, complete = plain_loop(lm, texts, dev, cap_s=max(2 * secs, 45.0))
         sync(dev)
         plain_s = time.perf_counter() - t
     tokens = int(sum(counts))
@@ -339,7 +339,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="6 languages x 40 sentences, a 2-layer model (smoke test)")
-    ap.add_argument("--budget", type=float, default=40.0, help="seconds of extraction per model (sets the languages)")
+    ap.add_argument("--budget", type=float, default=30.0, help="seconds of extraction per model (sets the languages)")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--flores", default=str(SHARED_DATA / "flores200" / "dev"))
     args = ap.parse_args()
