@@ -170,6 +170,51 @@ def bare_forward(lm, texts: list[str], dev: torch.device) -> tuple[float, int]:
     return time.perf_counter() - t, padded
 
 
+@torch.inference_mode()
+def profile_forward(lm, texts: list[str], dev: torch.device, out: Path, n: int = 6) -> dict:
+    """Where a bare forward's time goes: `n` length-sorted batches of 256 from the middle of the
+    corpus, timed (host clock, synchronised), then under torch.profiler (CPU and CUDA)."""
+    from torch.profiler import ProfilerActivity, profile
+    enc = lm.tokenizer([lm.prefix + t for t in texts], truncation=True, max_length=lm.max_length)["input_ids"]
+    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    mid = len(order) // 2
+    pad = lm.tokenizer.pad_token_id or 0
+    batches = []
+    for b in range(n):
+        ids = [enc[j] for j in order[mid + b * 256: mid + (b + 1) * 256]]
+        width = max(map(len, ids))
+        x = torch.full((len(ids), width), pad, dtype=torch.long)
+        m = torch.zeros((len(ids), width), dtype=torch.long)
+        for r, row in enumerate(ids):
+            x[r, :len(row)] = torch.tensor(row)
+            m[r, :len(row)] = 1
+        batches.append((x.to(dev), m.to(dev)))
+    for x, m in batches:  # warm (allocator, kernels)
+        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    sync(dev)
+    t, c = time.perf_counter(), time.process_time()
+    for x, m in batches:
+        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    sync(dev)
+    wall, cpu = (time.perf_counter() - t) / n, (time.process_time() - c) / n
+    with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
+        for x, m in batches:
+            lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+        sync(dev)
+    ka = prof.key_averages()
+    table = ka.table(sort_by="self_cpu_time_total", row_limit=25)
+    cuda_table = ka.table(sort_by="self_device_time_total", row_limit=12)
+    out.write_text(f"{lm.name}: {n} batches of 256, width {batches[0][0].shape[1]}-{batches[-1][0].shape[1]}\n"
+                   f"per batch: wall {1e3 * wall:.2f} ms, process CPU {1e3 * cpu:.2f} ms\n\n{table}\n\n{cuda_table}\n")
+    dev_us = sum(e.self_device_time_total for e in ka) / n
+    top = sorted(ka, key=lambda e: -e.self_cpu_time_total)[:8]
+    return {"batches": n, "batch": 256, "width": [int(batches[0][0].shape[1]), int(batches[-1][0].shape[1])],
+            "wall_ms_per_batch": 1e3 * wall, "process_cpu_ms_per_batch": 1e3 * cpu,
+            "device_ms_per_batch_profiled": dev_us / 1e3,
+            "top_self_cpu_ms_per_batch": {e.key: e.self_cpu_time_total / 1e3 / n for e in top},
+            "table": out.name}
+
+
 def spread(langs: list[str], n: int) -> list[str]:
     """n languages spread evenly over the sorted list (scripts and families mixed)."""
     if n >= len(langs):
@@ -179,7 +224,8 @@ def spread(langs: list[str], n: int) -> list[str]:
 
 
 def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: Path, budget: float,
-                gemm_peak: float | None, small: bool) -> tuple[dict, object]:
+                gemm_peak: float | None, small: bool, fixed_languages: int | None = None,
+                profile_out: Path | None = None) -> tuple[dict, object]:
     from babelmap.engine import extract as ex
     from babelmap.engine.models import load_model
     from babelmap.engine.throughput import device_peak, model_flops, non_embedding_parameters
@@ -196,7 +242,7 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
     ex.extract(calib, work / f"calib-{label}.h5", lm, device=str(dev), progress=False, overwrite=True)
     sync(dev)
     calib_rate = len(calib.languages) * len(calib.sentence_ids) / (time.perf_counter() - t)
-    n_langs = len(corpus.languages) if small else \
+    n_langs = len(corpus.languages) if small else fixed_languages or \
         max(4, min(len(corpus.languages), int(budget * calib_rate / len(corpus.sentence_ids))))
     run = corpus.select(languages=spread(corpus.languages, n_langs))
     texts = {l: [t for t in run.text(l) if t is not None] for l in run.languages}
@@ -213,6 +259,7 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
     flops = model_flops(lm.model, counts)
     peak, source = device_peak(dev, lm.dtype)
     bare_s, bare_padded = bare_forward(lm, flat, dev)
+    prof = profile_forward(lm, flat, dev, profile_out) if profile_out is not None and dev.type == "cuda" else None
     plain_loop(lm, {l: ts[:64] for l, ts in list(texts.items())[:2]}, dev)  # warm-up
     sync(dev)
     with BusySampler(dev) as busy_plain:
@@ -248,6 +295,7 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
         "plain_sorted_loop": {"seconds": plain_s, "complete": complete, "sentences": n_plain,
                               "sentences_per_s": n_plain / plain_s, "tokens_per_s": tok_plain / plain_s,
                               "gpu_busy_share": busy_plain.share, "batch": 64},
+        "forward_profile": prof,
         "speedup_vs_plain_loop_tokens": (tokens / secs) / (tok_plain / plain_s),
         "ratio_to_bare_forward": secs / bare_s,
         "model_flops": flops, "peak_flops_datasheet": peak, "peak_source": source, "peak_flops_measured_gemm": gemm_peak,
@@ -290,6 +338,9 @@ def bench_similarity(store: Path, dev: torch.device, work: Path) -> dict:
                         "--out", str(work / "sim.h5"), "--no-progress"], capture_output=True, text=True)
     cli_s = time.perf_counter() - t
     t = time.perf_counter()
+    subprocess.run([sys.executable, "-m", "babelmap", "similarity", "--help"], capture_output=True)
+    startup_s = time.perf_counter() - t
+    t = time.perf_counter()
     with h5py.File(store, "r") as f:
         emb = f["embeddings"][()]                      # [L, K, S, H]
         mask = f["mask"][()]
@@ -313,7 +364,7 @@ def bench_similarity(store: Path, dev: torch.device, work: Path) -> dict:
         bare = torch.stack(grams).cpu().numpy()
         if sim.shape == bare.shape:
             diff = float(np.nanmax(np.abs(sim - bare)))
-    return {"cli_seconds": cli_s, "cli_returncode": r.returncode, "cli_stderr_tail": r.stderr[-500:],
+    return {"cli_seconds": cli_s, "cli_startup_seconds_help": startup_s, "cli_returncode": r.returncode, "cli_stderr_tail": r.stderr[-500:],
             "bare_read_seconds": read_s, "bare_gram_seconds": gram_s,
             "cli_over_bare_read_plus_gram": cli_s / (read_s + gram_s), "shape": [L, K, S, H],
             "max_abs_diff_cli_vs_bare": diff}
@@ -340,6 +391,8 @@ def main() -> None:
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--small", action="store_true", help="6 languages x 40 sentences, a 2-layer model (smoke test)")
     ap.add_argument("--budget", type=float, default=30.0, help="seconds of extraction per model (sets the languages)")
+    ap.add_argument("--languages", type=int, default=None, help="this many languages (spread), instead of the budget")
+    ap.add_argument("--profile", action="store_true", help="torch.profiler of 6 bare-forward batches per model")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--flores", default=str(SHARED_DATA / "flores200" / "dev"))
     args = ap.parse_args()
@@ -378,7 +431,8 @@ def main() -> None:
         if "random" in label:
             model = str(random_xlmr(work / "xlmr", args.small))
         try:
-            r, lm = bench_model(label, model, corpus, dev, dtype, work, args.budget, gemm_peak, args.small)
+            r, lm = bench_model(label, model, corpus, dev, dtype, work, args.budget, gemm_peak, args.small,
+                                args.languages, out / f"profile_{label}.txt" if args.profile else None)
         except Exception as e:  # noqa: BLE001 - keep what the other model measured
             results.setdefault("errors", []).append(f"{label}: {e!r}")
             save()
@@ -392,6 +446,11 @@ def main() -> None:
               f"busy {e['gpu_busy_share'] if e['gpu_busy_share'] is not None else float('nan'):.2f} | bare fwd {b['tokens_per_s']:10.0f} tok/s | "
               f"plain {p['tokens_per_s']:10.0f} tok/s | {r['speedup_vs_plain_loop_tokens']:.2f}x plain, "
               f"{r['ratio_to_bare_forward']:.2f}x bare time", flush=True)
+        if r.get("forward_profile"):
+            fp = r["forward_profile"]
+            print(f"  bare forward per batch of 256: wall {fp['wall_ms_per_batch']:.1f} ms, CPU {fp['process_cpu_ms_per_batch']:.1f} ms, "
+                  f"device {fp['device_ms_per_batch_profiled']:.1f} ms; top CPU: "
+                  + ", ".join(f"{k} {v:.1f}" for k, v in list(fp['top_self_cpu_ms_per_batch'].items())[:5]), flush=True)
         if label == "default":
             try:
                 results["bf16_vs_cpu_fp32"] = check_against_cpu(model, Path(r["store"]), corpus)
@@ -401,7 +460,7 @@ def main() -> None:
             save()
             try:
                 results["similarity"] = sim = bench_similarity(Path(r["store"]), dev, work)
-                print(f"similarity: CLI {sim['cli_seconds']:.2f} s (exit {sim['cli_returncode']}), bare read "
+                print(f"similarity: CLI {sim['cli_seconds']:.2f} s (startup {sim['cli_startup_seconds_help']:.2f} s, exit {sim['cli_returncode']}), bare read "
                       f"{sim['bare_read_seconds']:.2f} s + Gram {sim['bare_gram_seconds']:.3f} s, "
                       f"max |CLI - bare| {sim['max_abs_diff_cli_vs_bare']}", flush=True)
             except Exception as e:  # noqa: BLE001
