@@ -32,7 +32,7 @@ import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
-from typing import Sequence
+from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
@@ -95,22 +95,34 @@ def _open(store):
 
 
 # ---------------------------------------------------------------------------------------------
-# NumPy backend (the torch one lives in torch_kernels.TorchGram; same interface)
+# CPU backends (the GPU one lives in torch_kernels.TorchGram; same interface)
 # ---------------------------------------------------------------------------------------------
 class NumpyGram:
-    """NumPy/BLAS twin of `torch_kernels.TorchGram` (see there)."""
+    """Streaming accumulator of per-layer Grams of L2-normalised, masked sentence embeddings
+    (the NumPy twin of `HybridGram` and of `torch_kernels.TorchGram`): element-wise work in
+    NumPy, one triangle of each Gram through BLAS syrk into one reused buffer.
 
-    def __init__(self, n_languages: int, layer_index: Sequence[int], precision: str = "float32",
+    `add(layers, present, groups, cols)` takes one block: `layers` yields, for each selected
+    layer in turn, its rows raw [L, 1, s, H] (store dtype); `cols` the positions of the block's
+    s' kept sentences along s (None = all), `present` [L, s'] bool. It adds, per layer, X X^T
+    with X = [L, s'*H] (rows normalised per sentence, missing rows zero) and the mask Gram
+    P P^T for the counts; products in `precision`, sums in float64. With `groups` (one
+    bootstrap group per kept sentence) it also returns each group's Grams.
+    """
+
+    def __init__(self, n_languages: int, n_layers: int, precision: str = "float32",
                  mean: np.ndarray | None = None):
         self.dtype = np.float64 if precision == "float64" else np.float32
-        self.layer_index = list(layer_index)
-        L, K = n_languages, len(self.layer_index)
+        L, K = n_languages, int(n_layers)
         self.G = np.zeros((K, L, L), np.float64)
         self.C = np.zeros((L, L), np.float64)
         self.mean = None if mean is None else np.asarray(mean, self.dtype)
+        self._tri = np.zeros((L, L), self.dtype)          # syrk's output, reused (see syrk_upper)
 
-    def _normalised(self, raw: np.ndarray, present: np.ndarray, kpos: int) -> np.ndarray:
-        x = raw[:, self.layer_index[kpos]].astype(self.dtype)          # [L, s, H]
+    def _normalised(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
+                    ) -> np.ndarray:
+        x = raw[:, 0]
+        x = (x if cols is None else x[:, cols]).astype(self.dtype)      # [L, s', H]
         if self.mean is not None:
             x -= self.mean[kpos]
         nrm = np.sqrt(np.einsum("lsh,lsh->ls", x, x))
@@ -119,28 +131,27 @@ class NumpyGram:
         x *= scale[..., None]
         return x
 
-    def _gram(self, X: np.ndarray) -> np.ndarray:
-        return syrk_upper(X)
-
-    def add(self, block: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None):
-        block = np.ascontiguousarray(block)
-        pres = present.astype(self.dtype)
-        L, s = pres.shape
-        spans = [(None, slice(None))] if groups is None else \
+    def add(self, layers: Iterable[np.ndarray], present: np.ndarray, groups: np.ndarray | None = None,
+            cols: np.ndarray | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
+        """Accumulate one block (see the class docstring); returns [(group, G_g [K, L, L]
+        float32, C_g [L, L])] when `groups`, else []."""
+        L = present.shape[0]
+        spans = [(None, None)] if groups is None else \
             [(int(g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
-        grams = {g: [] for g, _ in spans}
-        for kpos in range(len(self.layer_index)):
-            x = self._normalised(block, pres, kpos)
-            for g, sel in spans:
-                X = (x if g is None else x[:, sel]).reshape(L, -1)
-                Gk = self._gram(X)
+        span_cols = [cols if sel is None else (sel if cols is None else cols[sel]) for _, sel in spans]
+        span_present = [present if sel is None else present[:, sel] for _, sel in spans]
+        grams: dict = {g: [] for g, _ in spans}
+        for kpos, raw in enumerate(layers):
+            for (g, _), cs, ps in zip(spans, span_cols, span_present):
+                x = self._normalised(raw, kpos, cs, ps)
+                Gk = syrk_upper(x.reshape(L, -1), out=self._tri)
                 self.G[kpos] += Gk
                 if g is not None:
                     grams[g].append(Gk.astype(np.float32))
         out = []
-        for g, sel in spans:
-            ps = pres if g is None else pres[:, sel]
-            Cg = ps @ ps.T
+        for (g, _), ps in zip(spans, span_present):
+            pf = ps.astype(np.float32)
+            Cg = pf @ pf.T                                 # exact: integer counts < 2^24
             self.C += Cg
             if g is not None:
                 out.append((g, np.stack(grams[g]), Cg.astype(np.float64)))
@@ -151,14 +162,22 @@ class NumpyGram:
         return symmetrise_upper(self.G), np.rint(self.C).astype(np.int64)
 
 
-def syrk_upper(X: np.ndarray) -> np.ndarray:
-    """Upper triangle (diagonal included; strict lower = 0) of X X^T for X [L, n], through BLAS
+def syrk_upper(X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """Upper triangle (diagonal included; strict lower part 0) of X X^T for X [L, n], through BLAS
     syrk (`ssyrk`/`dsyrk` of SciPy): half the multiply-adds of a GEMM. X.T of a C-ordered X is
-    the Fortran-ordered [n, L] matrix BLAS wants, so nothing is copied."""
+    the Fortran-ordered [n, L] matrix BLAS wants, so nothing is copied. `out`: a C-ordered
+    [L, L] buffer of X's dtype, zeros at first, reused between calls (syrk writes only the
+    triangle, in place: no [L, L] temporary per call); the result is then `out` itself."""
     from scipy.linalg import blas
     X = np.ascontiguousarray(X)
     f = blas.dsyrk if X.dtype == np.float64 else blas.ssyrk
-    return f(1.0, X.T, trans=1)
+    if out is None:
+        return f(1.0, X.T, trans=1)
+    # out.T is Fortran-ordered: its lower triangle, which syrk fills, is out's upper triangle
+    c = f(1.0, X.T, beta=0.0, c=out.T, trans=1, lower=1, overwrite_c=1)
+    if not np.shares_memory(c, out):               # pragma: no cover - a wrong dtype or order
+        raise ValueError("syrk_upper: `out` must be a C-ordered [L, L] array of X's dtype")
+    return out
 
 
 def symmetrise_upper(G: np.ndarray) -> np.ndarray:
@@ -172,36 +191,30 @@ def symmetrise_upper(G: np.ndarray) -> np.ndarray:
 
 class HybridGram(NumpyGram):
     """The CPU default: one fused Numba pass for the element-wise work (float16 decode, norms in
-    float64, scaling, masking: measured ~2x faster than the NumPy sequence and ~4x faster than
-    torch's CPU element-wise kernels here) and one triangle of the Gram through torch/MKL GEMMs
-    on blocked halves (`torch_kernels.syrk_upper_torch`: in CPU time as fast as OpenBLAS's
-    ssyrk at 1000 languages and twice as fast at 600 on this machine, see
-    benchmarks/bench_similarity.py); zero-copy between the two, one reused layer buffer."""
+    float64, scaling, masking, the kept sentences gathered: ~2x faster than the NumPy sequence
+    and ~4x faster than torch's CPU element-wise kernels here) into one reused buffer, which is
+    the [L, s'*H] operand of BLAS syrk as is (one triangle, written in place into another
+    reused buffer): no copy and no temporary per block or layer."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        import torch
+        self._buf = np.empty(0, self.dtype)
 
-        from babelmap.kernels.torch_kernels import syrk_upper_torch
-        self.torch, self._tri = torch, syrk_upper_torch
-        self._buf = None
-
-    def _gram(self, X: np.ndarray) -> np.ndarray:
-        return self._tri(self.torch.from_numpy(np.ascontiguousarray(X))).numpy()
-
-    def _normalised(self, raw: np.ndarray, present: np.ndarray, kpos: int) -> np.ndarray:
+    def _normalised(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
+                    ) -> np.ndarray:
         from babelmap.kernels.numba_kernels import normalise_layer
         L, _, s, H = raw.shape
-        if self._buf is None or self._buf.shape != (L, s, H):
-            self._buf = np.empty((L, s, H), self.dtype)
+        n = s if cols is None else len(cols)
+        if self._buf.size < L * n * H:
+            self._buf = np.empty(L * n * H, self.dtype)
+        out = self._buf[:L * n * H].reshape(L, n, H)
         mean = None if self.mean is None else self.mean[kpos]
-        return normalise_layer(raw, self.layer_index[kpos], present > 0, self.dtype, mean, self._buf)
+        return normalise_layer(raw, 0, present, self.dtype, mean, out, cols)
 
 
-def layer_sums_np(block: np.ndarray, present: np.ndarray, layer_index: Sequence[int]) -> np.ndarray:
-    """[K', H] float64 sums of the raw embeddings over languages and present sentences."""
-    p = present.astype(np.float64)
-    return np.stack([np.einsum("ls,lsh->h", p, block[:, k].astype(np.float64)) for k in layer_index])
+def layer_sum_np(raw: np.ndarray, present: np.ndarray) -> np.ndarray:
+    """[H] float64 sum of one layer's rows raw [L, 1, s, H] over languages and present sentences."""
+    return np.einsum("ls,lsh->h", present.astype(np.float64), raw[:, 0].astype(np.float64))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -259,39 +272,104 @@ def default_block_sentences(n_languages: int, n_layers: int, hidden: int, itemsi
 
 
 class _Reader:
-    """Reads blocks (languages x the asked hidden states x sentences x H) with one block of
-    prefetch; `layers` None reads every stored hidden state."""
+    """Reads the plan's blocks one hidden state at a time ([L', 1, s, H]: the asked languages
+    and the block's chunk rows), with one read of prefetch in a background thread.
+
+    Iterating yields per block (i, cols, mask [L', s'], layers): `cols` the positions of the
+    kept sentences along s (None = all); `layers` an iterator over the asked hidden states in
+    the order asked (to be consumed before the next block). From an HDF5 store each read goes
+    with `read_direct` into one of two small reused buffers (one layer of one block), through
+    /embeddings opened again without HDF5's chunk cache (`_uncached_embeddings`): the bytes go
+    from the file straight into the buffer. A fresh array per block (the former way: 1 GiB at 1000 languages x 13 hidden
+    states x 105 sentences x 384) cost ~2 s of page faults per GiB on this VM, 10x the read
+    itself. A buffer is overwritten two reads later. Arrays in memory (`ArraySource`) go
+    through `block`. One pass: iterate once."""
 
     def __init__(self, src, plan, languages, layers: Sequence[int] | None = None):
-        self.src, self.plan, self.languages, self.layers = src, plan, languages, layers
+        self.src, self.plan, self.languages = src, plan, languages
         self.mask_all = np.asarray(src.mask, bool)
         self.rows = None if languages is None else [src.index(l) for l in languages]
+        self.layers = list(range(src.shape[1])) if layers is None else [int(k) for k in layers]
+        self.file = self.dset = None                     # opened by __iter__
+        dtype = np.dtype(src.dtype).newbyteorder("=")
+        self._bufs = [np.empty(0, dtype), np.empty(0, dtype)]
         self.pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="babelmap-prefetch")
         self.read_seconds = 0.0
 
-    def _read(self, i):
-        start, stop, local = self.plan[i]
-        t0 = time.perf_counter()
-        raw = self.src.block(slice(start, stop), self.layers, self.languages)
-        m = self.mask_all[:, start:stop] if self.rows is None else self.mask_all[self.rows, start:stop]
-        if local is not None:
-            raw, m = raw[:, :, local], m[:, local]
-        self.read_seconds += time.perf_counter() - t0
-        return raw, m
+    def _runs(self) -> list[tuple[int, int, int]]:
+        """(position in the output, first store row, count) of runs of consecutive rows."""
+        if self.rows is None:
+            return [(0, 0, self.src.shape[0])]
+        runs: list[list[int]] = []
+        for j, r in enumerate(self.rows):
+            if runs and r == runs[-1][1] + runs[-1][2]:
+                runs[-1][2] += 1
+            else:
+                runs.append([j, r, 1])
+        return [tuple(x) for x in runs]
 
-    def __iter__(self):
-        if not self.plan:
+    def _read(self, n: int, i: int, k: int) -> np.ndarray:
+        start, stop, _ = self.plan[i]
+        t0 = time.perf_counter()
+        if self.dset is None:
+            raw = self.src.block(slice(start, stop), [k], self.languages)
+        else:
+            L = self.src.shape[0] if self.rows is None else len(self.rows)
+            shape = (L, 1, stop - start, self.src.shape[3])
+            size = int(np.prod(shape))
+            slot = n % 2
+            if self._bufs[slot].size < size:
+                self._bufs[slot] = np.empty(size, self._bufs[slot].dtype)
+            raw = self._bufs[slot][:size].reshape(shape)
+            for j, r, c in self._runs_cache:
+                self.dset.read_direct(raw[j:j + c], np.s_[r:r + c, k:k + 1, start:stop, :])
+        self.read_seconds += time.perf_counter() - t0
+        return raw
+
+    def __iter__(self) -> Iterator[tuple[int, np.ndarray | None, np.ndarray, Iterator[np.ndarray]]]:
+        units = [(i, k) for i in range(len(self.plan)) for k in self.layers]
+        if not units:
             return
-        fut = self.pool.submit(self._read, 0)
+        self._runs_cache = self._runs()
+        self.file, self.dset = _uncached_embeddings(self.src)
+        state = {"n": 0, "fut": self.pool.submit(self._read, 0, *units[0])}
+
+        def next_layer() -> np.ndarray:
+            raw = state["fut"].result()
+            state["n"] += 1
+            if state["n"] < len(units):
+                state["fut"] = self.pool.submit(self._read, state["n"], *units[state["n"]])
+            return raw
+
         try:
-            for i in range(len(self.plan)):
-                raw, m = fut.result()
-                if i + 1 < len(self.plan):
-                    fut = self.pool.submit(self._read, i + 1)
-                yield i, raw, m
-                del raw
+            for i, (start, stop, local) in enumerate(self.plan):
+                m = self.mask_all[:, start:stop] if self.rows is None else self.mask_all[self.rows, start:stop]
+                if local is not None:
+                    m = m[:, local]
+                layers = (next_layer() for _ in self.layers)
+                yield i, local, m, layers
+                for _ in layers:                  # a consumer that stopped early: keep in step
+                    pass
         finally:
             self.pool.shutdown(wait=True, cancel_futures=True)
+            if self.file is not None:
+                self.file.close()
+                self.file = self.dset = None
+
+
+def _uncached_embeddings(src):
+    """(file, /embeddings) of the store opened again without HDF5's chunk cache, or (None, None)
+    when `src` is not an HDF5 store (arrays in memory). HDF5 shares one chunk cache among all
+    handles of a dataset in files opened through the same driver, so the Store's own handle
+    (1 MiB cache, which one ~1 MiB chunk of all layers fills) would impose its cache: reading one
+    layer then pulled whole chunks through it, 13x the bytes at 13 layers (measured 1.3 s of CPU
+    against 0.2 s). Opened through the `stdio` driver the file gets its own shared state."""
+    from babelmap.engine.store import Store
+    if not isinstance(src, Store):
+        return None, None
+    import h5py
+    f = h5py.File(src.path, "r", driver="stdio", rdcc_nbytes=0)
+    return f, f["embeddings"]
 
 
 def _progress(total: int, desc: str, enabled: bool):
@@ -336,7 +414,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
         return compute_alignment(store, measure=measure, layers=layers, languages=languages,
                                  sentences=sentences, device=device, precision=precision, bootstrap=bootstrap,
                                  progress=progress, seed=seed, bootstrap_block=bootstrap_block, ci=ci,
-                                 backend=None if backend in (None, "hybrid", "torch") else backend,
+                                 backend=_alignment_backend(backend), block_sentences=block_sentences,
                                  bootstrap_unit=bootstrap_unit, documents=documents, pivot=pivot)
     if pivot is not None:
         raise BabelmapError("--pivot is for mexa and retrieval@K; cosine-mean computes every pair at the cost of one")
@@ -359,19 +437,19 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
                                                         np.dtype(src.dtype).itemsize, chunk)
         plan = plan_blocks(selected, chunk, bs)
         L, K = len(langs), len(layer_list)
-        positions = list(range(K))              # the reader returns only the asked hidden states
 
         mean = None
         if center:
             mean = _mean_pass(src, plan, lang_arg, layer_pos, dev, backend, progress)
 
+        reader = _Reader(src, plan, lang_arg, layer_pos)     # only the asked hidden states are read
         if backend == "torch-all":
             from babelmap.kernels.torch_kernels import TorchGram
-            acc = TorchGram(L, positions, precision, dev, mean)
+            acc = TorchGram(L, K, precision, dev, mean)
         elif backend == "hybrid":
-            acc = HybridGram(L, positions, precision, mean)
+            acc = HybridGram(L, K, precision, mean)
         else:
-            acc = NumpyGram(L, positions, precision, mean)
+            acc = NumpyGram(L, K, precision, mean)
 
         boot = groups_all = None
         unit = {}
@@ -380,14 +458,12 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
             groups_all, unit = bootstrap_groups(src, selected, bootstrap_unit, documents, bootstrap_block)
             boot = BlockGrams(L, K, n_blocks=unit["bootstrap_groups"])
         t0 = time.perf_counter()
-        # every hidden state in store order: read them as one slice (an h5py list selection is slower)
-        reader = _Reader(src, plan, lang_arg, None if layer_pos == list(range(K_all)) else layer_pos)
         pos = 0
         with _progress(len(selected), "similarity", progress) as bar:
-            for _, raw, m in reader:
+            for _, cols, m, layers_of_block in reader:
                 s = m.shape[1]
                 groups = groups_all[pos:pos + s] if boot is not None else None
-                parts = acc.add(raw, m, groups)
+                parts = acc.add(layers_of_block, m, groups, cols)
                 if boot is not None:
                     for g, Gg, Cg in parts:
                         boot.add(g, Gg, Cg)
@@ -412,6 +488,15 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
     finally:
         if owned:
             src.close()
+
+
+def _alignment_backend(backend: str | None) -> str | None:
+    """compute_similarity's `backend` for mexa / retrieval@K: "torch" and "torch-all" are the
+    torch path of `kernels.mexa`, "numpy" and "numba" pass as they are, None or "hybrid" (the
+    cosine-mean default's name) its default (Numba on the CPU)."""
+    if backend in (None, "hybrid"):
+        return None
+    return "torch" if backend == "torch-all" else backend
 
 
 def resolve_languages(src, languages: Sequence[str] | None) -> tuple[list[str], list[str] | None]:
@@ -477,18 +562,19 @@ def finish_sim(G: np.ndarray, C: np.ndarray) -> np.ndarray:
     return sim.astype(np.float32)
 
 
-def _mean_pass(src, plan, lang_arg, layer_list, dev, backend, progress) -> np.ndarray:
+def _mean_pass(src, plan, lang_arg, layer_pos, dev, backend, progress) -> np.ndarray:
     """Per-layer mean embedding over languages and present sentences (for center=True)."""
     from babelmap.kernels.torch_kernels import layer_sums
     H = src.shape[3]
-    total = np.zeros((len(layer_list), H), np.float64)
+    reader = _Reader(src, plan, lang_arg, layer_pos)
+    total = np.zeros((len(reader.layers), H), np.float64)
     n = 0
     with _progress(sum((p[1] - p[0]) if p[2] is None else len(p[2]) for p in plan), "mean (center)",
                    progress) as bar:
-        positions = list(range(len(layer_list)))
-        for _, raw, m in _Reader(src, plan, lang_arg, layer_list):
-            total += layer_sums(raw, m, positions, dev) if backend == "torch-all" else \
-                layer_sums_np(raw, m, positions)
+        for _, cols, m, layers_of_block in reader:
+            for kpos, raw in enumerate(layers_of_block):
+                raw = raw if cols is None else raw[:, :, cols]
+                total[kpos] += layer_sums(raw, m, [0], dev)[0] if backend == "torch-all" else layer_sum_np(raw, m)
             n += int(m.sum())
             bar.update(m.shape[1])
     if n == 0:

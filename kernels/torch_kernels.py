@@ -48,29 +48,30 @@ def _tdtype(precision: str):
 
 
 class TorchGram:
-    """Streaming accumulator of per-layer Grams of L2-normalised, masked sentence embeddings.
+    """Streaming accumulator of per-layer Grams of L2-normalised, masked sentence embeddings
+    (the GPU backend; same interface as `similarity.NumpyGram`, see there).
 
-    `add(block[L, Kstore, s, H], present[L, s], groups)` adds, for every selected layer k,
-    X_k X_k^T with X_k = [L, s*H] (rows normalised per sentence, missing rows zero) and the mask
-    Gram P P^T for the counts; products in `precision`, sums in float64. With `groups` (one
-    bootstrap-block id per sentence) it also returns the per-group Grams for the bootstrap.
+    `add(layers, present, groups, cols)` takes one block: `layers` yields each selected layer's
+    rows raw [L, 1, s, H] in turn; it adds X_k X_k^T with X_k = [L, s'*H] (rows normalised per
+    sentence, missing rows zero) and the mask Gram P P^T for the counts; products in
+    `precision`, sums in float64. With `groups` (one bootstrap group per kept sentence) it also
+    returns the per-group Grams for the bootstrap.
     """
 
-    def __init__(self, n_languages: int, layer_index: Sequence[int], precision: str = "float32",
+    def __init__(self, n_languages: int, n_layers: int, precision: str = "float32",
                  device: str = "cpu", mean: np.ndarray | None = None):
         import torch
         _no_tf32()
         self.torch = torch
         self.device = torch.device(device)
         self.dtype = _tdtype(precision)
-        self.layer_index = list(layer_index)
-        L, K = n_languages, len(self.layer_index)
+        L, K = n_languages, int(n_layers)
         self.G = torch.zeros((K, L, L), dtype=torch.float64, device=self.device)
         self.C = torch.zeros((L, L), dtype=torch.float64, device=self.device)
         self.mean = None if mean is None else torch.as_tensor(mean, dtype=self.dtype, device=self.device)
 
     def _normalised(self, raw, present, kpos: int):
-        x = raw[:, self.layer_index[kpos]].to(self.dtype)          # [L, s, H]
+        x = raw[:, 0].to(self.dtype)                                # [L, s, H]
         if self.mean is not None:
             x = x - self.mean[kpos]
         nrm = self.torch.linalg.vector_norm(x, dim=-1)               # [L, s]
@@ -79,30 +80,33 @@ class TorchGram:
         scale = scale * present
         return x * scale.unsqueeze(-1)
 
-    def add(self, block: np.ndarray, present: np.ndarray, groups: np.ndarray | None = None
-            ) -> list[tuple[int, np.ndarray, np.ndarray]]:
+    def add(self, layers, present: np.ndarray, groups: np.ndarray | None = None,
+            cols: np.ndarray | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """Accumulate one block; returns [(group, G_g[K, L, L] float32, C_g[L, L])] when `groups`."""
         torch = self.torch
-        raw = torch.from_numpy(np.ascontiguousarray(block)).to(self.device, non_blocking=True)
         pres = torch.from_numpy(np.ascontiguousarray(present)).to(self.device).to(self.dtype)
         L, s = pres.shape
         if groups is None:
             spans = [(None, slice(None))]
         else:
-            spans = [(int(g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
+            spans = [(int(g), torch.from_numpy(np.flatnonzero(groups == g)).to(self.device))
+                     for g in np.unique(groups)]
         out = []
         grams = {g: [] for g, _ in spans}
-        for kpos in range(len(self.layer_index)):
+        for kpos, block in enumerate(layers):
+            if cols is not None:
+                block = block[:, :, cols]
+            raw = torch.from_numpy(np.ascontiguousarray(block)).to(self.device, non_blocking=True)
             x = self._normalised(raw, pres, kpos)
             for g, sel in spans:
-                xs = x if g is None else x[:, torch.from_numpy(sel).to(self.device)]
+                xs = x if g is None else x[:, sel]
                 X = xs.reshape(L, -1)
                 Gk = syrk_upper_torch(X)
                 self.G[kpos] += Gk.to(torch.float64)
                 if g is not None:
                     grams[g].append(Gk)
         for g, sel in spans:
-            ps = pres if g is None else pres[:, torch.from_numpy(sel).to(self.device)]
+            ps = pres if g is None else pres[:, sel]
             Cg = ps @ ps.T
             self.C += Cg.to(torch.float64)
             if g is not None:

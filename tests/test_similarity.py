@@ -227,24 +227,36 @@ def test_syrk_triangles_match_the_full_product():
 
 
 def test_only_the_asked_layers_are_read(tmp_path, monkeypatch):
-    """Asking for one hidden state reads only that one from disk (HDF5 selection), same values."""
+    """Asking for one hidden state reads only that one from disk (HDF5 selection), same values;
+    blocks go straight into reused buffers (read_direct), whole chunk rows at a time."""
+    import h5py
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 3 * 16 * 2 * 8)   # 8 sentences per chunk
     E, M = data()
     path = write_store(tmp_path / "s.h5", LANGS, [f"s{i}" for i in range(90)], E, mask=M)
     seen = []
-    real = store_mod.Store.block
+    real = h5py.Dataset.read_direct
 
-    def spy(self, sentences=None, layers=None, languages=None):
-        out = real(self, sentences, layers, languages)
-        seen.append((None if layers is None else list(layers), out.shape[1]))
-        return out
+    def spy(self, dest, source_sel=None, dest_sel=None):
+        seen.append((dest.shape, source_sel, dest.__array_interface__["data"][0]))
+        return real(self, dest, source_sel, dest_sel)
 
-    monkeypatch.setattr(store_mod.Store, "block", spy)
-    r = compute_similarity(path, layers=[1], device="cpu", progress=False)
+    monkeypatch.setattr(h5py.Dataset, "read_direct", spy)
+    r = compute_similarity(path, layers=[1], device="cpu", progress=False, block_sentences=16)
     sim, cnt = reference(E[:, [1]], M)
     check(r, sim, cnt, 2e-6)
-    assert seen and all(layers == [1] and k == 1 for layers, k in seen)
+    assert len(seen) == 6 and all(shape[1] == 1 and sel[1] == slice(1, 2) for shape, sel, _ in seen)
+    assert [sel[2] for _, sel, _ in seen] == [slice(a, min(a + 16, 90)) for a in range(0, 90, 16)]
+    assert len({addr for _, _, addr in seen}) == 2               # two buffers, reused in turn
+    seen.clear()
+    r = compute_similarity(path, layers=[2, 0], languages=["l3_Latn", "l4_Latn", "l1_Latn"], device="cpu",
+                           progress=False)
+    sim, cnt = reference(E[[3, 4, 1]][:, [2, 0]], M[[3, 4, 1]])
+    check(r, sim, cnt, 2e-6)
+    # one read per run of consecutive store rows (3-4, then 1) and hidden state, in the order asked
+    assert [(sel[0], sel[1]) for _, sel, _ in seen] == [(slice(3, 5), slice(2, 3)), (slice(1, 2), slice(2, 3)),
+                                                       (slice(3, 5), slice(0, 1)), (slice(1, 2), slice(0, 1))]
     with open_store(path) as st:                 # the store reads the layers asked, in that order
-        np.testing.assert_array_equal(real(st, slice(0, 5), [2, 0]), E[:, [2, 0], :5] * M[:, None, :5, None])
+        np.testing.assert_array_equal(st.block(slice(0, 5), [2, 0]), E[:, [2, 0], :5] * M[:, None, :5, None])
 
 
 def test_document_bootstrap_groups_whole_documents():
@@ -348,3 +360,40 @@ def test_store_keeping_some_hidden_states():
     np.testing.assert_array_equal(m.sim, m2.sim)
     with pytest.raises(BabelmapError, match="0, 6, 12"):
         compute_similarity(src, layers=[1], progress=False)
+
+
+def test_measure_mexa_keeps_backend_and_block_sentences(tmp_path, monkeypatch):
+    """compute_similarity(measure="mexa", backend="torch") runs kernels.mexa's torch path (it fell
+    back to Numba) and passes block_sentences on (it was dropped): equal to a float64 double loop."""
+    from test_mexa import reference as mexa_reference
+    from test_mexa import tie_data
+
+    import babelmap.kernels.mexa as mexa_mod
+    monkeypatch.setattr(store_mod, "CHUNK_BYTES", 2 * 8 * 4 * 8)   # 8 sentences per chunk
+    E, M = tie_data()
+    path = write_store(tmp_path / "t.h5", [f"lang{i}" for i in range(len(E))], [f"s{i}" for i in range(40)],
+                       E, mask=M, dtype="float32")
+    torch_calls, slices = [], []
+    real_counts, real_block = mexa_mod.rank_counts_torch, store_mod.Store.block
+
+    def counts_spy(*a):
+        torch_calls.append(1)
+        return real_counts(*a)
+
+    def block_spy(self, sentences=None, layers=None, languages=None):
+        slices.append(sentences)
+        return real_block(self, sentences, layers, languages)
+
+    monkeypatch.setattr(mexa_mod, "rank_counts_torch", counts_spy)
+    monkeypatch.setattr(store_mod.Store, "block", block_spy)
+    r = compute_similarity(path, measure="mexa", backend="torch", device="cpu", block_sentences=16,
+                           progress=False)
+    ref, cnt = mexa_reference(E, M, "mexa")
+    np.testing.assert_array_equal(r.count, cnt)
+    np.testing.assert_allclose(r.sim, ref, atol=1e-6, equal_nan=True)
+    assert r.attrs["backend"] == "torch" and torch_calls
+    assert {(s.start, s.stop) for s in slices} == {(0, 16), (16, 32), (32, 40)}
+    for backend, expected in ((None, "numba"), ("hybrid", "numba"), ("numpy", "numpy"), ("torch-all", "torch")):
+        r = compute_similarity(path, measure="mexa", backend=backend, device="cpu", progress=False)
+        assert r.attrs["backend"] == expected
+        np.testing.assert_allclose(r.sim, ref, atol=1e-6, equal_nan=True)
