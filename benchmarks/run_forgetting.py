@@ -87,8 +87,8 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
         # the head's classes are the checkpoint's sorted label names; the study counts in CATEGORIES order
         to_study = np.array([CATEGORIES.index(n) for n in label_names(model_dir)])
         net = clf.encoder
-        W = clf.head.weight.detach().double().numpy()
-        b = clf.head.bias.detach().double().numpy()
+        head_w = clf.head.weight.detach().double().numpy()
+        head_b = clf.head.bias.detach().double().numpy()
     else:
         lm = load_model(model_dir, device="cpu", prefix=PREFIX)
         tok, net = lm.tokenizer, lm.model.eval()
@@ -105,7 +105,7 @@ def encode_checkpoint(model_dir: str | None, texts: dict[str, list[str]], word_l
             hs = torch.stack(out.hidden_states, 1).float().numpy()          # [B, K, T, H]
             X.append(masked_mean(hs[:, -1], enc["attention_mask"].numpy()))
             if head:  # the checkpoint's own linear head on the mean-pooled last layer
-                P.append(to_study[np.argmax(X[-1] @ W.T + b, axis=1)])
+                P.append(to_study[np.argmax(X[-1] @ head_w.T + head_b, axis=1)])
             if lang in word_langs:
                 for b, t in enumerate(chunk):
                     spans = segment(t, "unicode")
@@ -178,8 +178,7 @@ class Study:
         draw = np.random.default_rng(args.seed).choice(len(tr), size=min(args.probe_sentences, len(tr)), replace=False)
         self.probe_ids = [tr[i] for i in sorted(draw)]
         self.tr_ids = [tr[i] for i in sorted(draw[:args.ft_sentences])]
-        tag = f"-s{args.ft_seed}" if args.ft_seed else ""
-        self.folder = {n: n + (tag if n in TRAINED else "") for n in ALL}   # checkpoint -> folder/cache name
+        self.folder = {n: run_name(n, args.ft_seed, args.alpha) for n in ALL}   # checkpoint -> folder/cache name
         self.dirs = {n: None if n == "base" else str(self.work / self.folder[n]) for n in ALL}
         self.langs = [ENG, DEU, FRA, args.distant]
 
@@ -315,9 +314,11 @@ def train_features(st: Study, name: str) -> None:
         np.savez(path, X=feats["X_train_" + ENG])
 
 
-def run_name(checkpoint: str, seed: int) -> str:
-    """Folder and cache name of a trained checkpoint's fine-tuning seed (seed 0: the plain name)."""
-    return checkpoint if checkpoint not in TRAINED or seed == 0 else f"{checkpoint}-s{seed}"
+def run_name(checkpoint: str, seed: int, alpha: float = 1.0) -> str:
+    """Folder and cache name of a trained checkpoint for a fine-tuning seed (seed 0: no suffix)
+    and, for continual, an alignment weight other than 1 (`continual-a0.1`)."""
+    name = checkpoint if checkpoint != "continual" or alpha == 1.0 else f"continual-a{alpha:g}"
+    return name if checkpoint not in TRAINED or seed == 0 else f"{name}-s{seed}"
 
 
 def report(st: Study) -> dict:
@@ -334,7 +335,7 @@ def report(st: Study) -> dict:
 
     def cached(r):
         return (work / f"features-{r}.npz").exists() and (work / f"words-{r}.h5").exists()
-    runs = {n: [run_name(n, s) for s in seeds if cached(run_name(n, s))] if n in TRAINED else
+    runs = {n: [run_name(n, s, args.alpha) for s in seeds if cached(run_name(n, s, args.alpha))] if n in TRAINED else
             ([n] if cached(n) else []) for n in ALL}
     runs = {n: r for n, r in runs.items() if r}
     done = [n for n in ALL if n in runs]
@@ -385,7 +386,7 @@ def report(st: Study) -> dict:
     pairs = [("continual", "finetuned"), ("finetuned", "adjusted"), ("basetuned", "base")]
     for a, b in [(a, b) for a, b in pairs if a in done and b in done]:
         both = [(ra, rb) for ra in runs[a] for rb in runs[b]
-                if b not in TRAINED or ra.replace(a, "") == rb.replace(b, "")]
+                if b not in TRAINED or ra.split("-s")[-1] == rb.split("-s")[-1] or ("-s" not in ra and "-s" not in rb)]
         eff = {"pairs": both}
         for tgt in (DEU, FRA):
             for k in (4, 8, K - 1):

@@ -243,7 +243,7 @@ def test_study_head_predictions_count_in_category_order(tiny_bert, tmp_path):
     finetune(tiny_bert, tmp_path / "t.tsv", out, epochs=3, lr=1e-3, head_lr=1e-2, batch_size=8, device="cpu",
              progress=False, pooling="mean", prefix="query: ")
     texts = ["the quick brown fox", "moon river stone house", "sun tree dog", "lazy over jumps"]
-    feats, _ = encode_checkpoint(str(out), {"eng_Latn": texts}, set(), batch_size=3)
+    feats, _ = encode_checkpoint(str(out), {"eng_Latn": texts}, {"eng_Latn"}, batch_size=3)  # words too
     clf, tok, prefix = load_classifier(out)
     with torch.no_grad():
         logits = clf(**tok([prefix + t for t in texts], padding=True, return_tensors="pt")).logits
