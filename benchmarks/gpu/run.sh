@@ -12,7 +12,7 @@ PY=${PY:-.venv/bin/python}
 export HF_HUB_OFFLINE=1 TRANSFORMERS_OFFLINE=1 TOKENIZERS_PARALLELISM=${TOKENIZERS_PARALLELISM:-true}
 export PYTHONPATH="$PWD${PYTHONPATH:+:$PYTHONPATH}"
 DEST=${OUT:-benchmarks/results}
-ARGS=(--device "${DEVICE:-cuda}" --out "$DEST")
+ARGS=(--device "${DEVICE:-cuda}" --out "$DEST" "$@")
 [ -n "${SMALL:-}" ] && ARGS+=(--small)
 nvidia-smi --query-gpu=name,memory.total,clocks.max.sm --format=csv 2>/dev/null || true
 timeout "${LIMIT:-470}" "$PY" benchmarks/gpu/bench_gpu.py "${ARGS[@]}"
