@@ -26,12 +26,12 @@ def add_arguments(p) -> None:
 
 
 def run(args) -> int:
-    import argparse
-
     from babelmap.corpus_options import corpus_from_args
     from babelmap.engine.throughput import format_table, run_bench
 
-    corpus = corpus_from_args(argparse.Namespace(**{**vars(args), "format": args.format if args.corpus else "cldr"}))
+    if not args.corpus:
+        args.format = "cldr"
+    corpus = corpus_from_args(args)
     result = run_bench(corpus, args.model, dtype=args.dtype, device=args.device, token_budget=args.token_budget,
                        reference=not args.no_reference, reference_sentences=args.reference_sentences)
     print(format_table(result))

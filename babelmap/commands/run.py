@@ -59,6 +59,8 @@ def config_from_args(args: argparse.Namespace):
         raise CorpusError("--format is required with --corpus", hint=f"one of {', '.join(FORMATS)}")
     return RunConfig(out=args.out, corpus=args.corpus, format=fmt, model=args.model, langs=args.langs,
                      max_sentences=args.max_sentences, min_languages=args.min_languages,
+                     split=args.split, sample=args.sample, seed=0 if args.seed is None else args.seed,
+                     stratify=args.stratify,
                      measures=list(args.measures), glottolog=args.glottolog, asjp=args.asjp,
                      device=args.device, bootstrap=args.bootstrap, min_partners=args.min_partners,
                      clusters=args.clusters, linkage=args.linkage, skip_bad=args.skip_bad,

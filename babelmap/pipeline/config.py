@@ -25,6 +25,10 @@ class RunConfig:
     langs: list[str] | None = None
     max_sentences: int | None = None
     min_languages: int | None = None
+    split: str | None = None                                # FLORES dev/devtest/dev+devtest, FLEURS train/dev/test
+    sample: int | None = None                               # a random sample of N sentences (seed, stratify)
+    seed: int = 0
+    stratify: str | None = None                             # "document": whole documents
     measures: list[str] = field(default_factory=lambda: list(DEFAULT_MEASURES))
     glottolog: str | None = None
     asjp: str | None = None

@@ -82,9 +82,10 @@ def _read_corpus(cfg: RunConfig):
     """The corpus of the config with its language and sentence selection, read the way every
     command reads one (`babelmap.corpus_options`)."""
     from babelmap.corpus_options import open_corpus, select_corpus
-    corpus = open_corpus(cfg.corpus, cfg.format, skip_bad=cfg.skip_bad, languages=cfg.langs)
+    corpus = open_corpus(cfg.corpus, cfg.format, split=cfg.split, skip_bad=cfg.skip_bad, languages=cfg.langs)
     return select_corpus(corpus, languages=cfg.langs, max_sentences=cfg.max_sentences,
-                         min_languages=cfg.min_languages)
+                         min_languages=cfg.min_languages, sample=cfg.sample, seed=cfg.seed,
+                         stratify=cfg.stratify)
 
 
 def _as_dict(v) -> dict:
