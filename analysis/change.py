@@ -192,6 +192,76 @@ def correlate_change(result: CKAResult, values: Mapping[str, float], *, source: 
                              level=level, **arrs)
 
 
+@dataclass
+class PartialCorrelation:
+    """Per layer, the Spearman correlation of the change with `name` when `control` is held
+    fixed (partial rank correlation), p-value (t with n - 3 df) and bootstrap interval."""
+
+    name: str
+    control: str
+    change: str
+    layers: list[int]
+    rho: np.ndarray
+    p: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+    n: np.ndarray
+
+
+def _partial_from_r(rxy, rxz, ryz):
+    return (rxy - rxz * ryz) / np.sqrt((1 - rxz ** 2) * (1 - ryz ** 2))
+
+
+def partial_spearman(x, y, z) -> float:
+    """Spearman correlation of x and y with z partialled out: the Pearson correlation of the
+    residuals of rank(x) and rank(y) after a least-squares fit on rank(z) and a constant."""
+    from scipy.stats import rankdata
+    rx, ry, rz = (rankdata(np.asarray(a, dtype=np.float64)) for a in (x, y, z))
+    Z = np.column_stack([np.ones_like(rz), rz])
+    ex = rx - Z @ np.linalg.lstsq(Z, rx, rcond=None)[0]
+    ey = ry - Z @ np.linalg.lstsq(Z, ry, rcond=None)[0]
+    return float(ex @ ey / np.sqrt((ex @ ex) * (ey @ ey)))
+
+
+def partial_correlate_change(result: CKAResult, values: Mapping[str, float], control: Mapping[str, float], *,
+                             source: str, name: str = "measure", control_name: str = "control",
+                             change: str = "cka_linear", bootstrap: int = 1000, level: float = 0.95,
+                             seed: int = 0) -> PartialCorrelation:
+    """Per layer, partial Spearman of the change (1 - `change`) with `values` given `control`
+    over the languages that have all three (the source left out): does the change follow a
+    measure beyond what a third one (e.g. the base model's own distance to the source)
+    explains? Percentile bootstrap over languages, the same resamples as `correlate_change`."""
+    from scipy.stats import t as student_t
+    ch = result.change(change)
+    langs = [l for l in result.languages if l != source and l in values and l in control
+             and np.isfinite(values[l]) and np.isfinite(control[l])]
+    cols = [result.languages.index(l) for l in langs]
+    v = np.array([values[l] for l in langs], dtype=np.float64)
+    z = np.array([control[l] for l in langs], dtype=np.float64)
+    K = len(result.layers)
+    out = {k: np.full(K, np.nan) for k in ("rho", "p", "low", "high")}
+    n = np.zeros(K, dtype=np.int64)
+    a = (1 - level) / 2
+    for k in range(K):
+        c = ch[k, cols]
+        ok = np.isfinite(c)
+        n[k] = int(ok.sum())
+        if n[k] < 5 or np.ptp(c[ok]) == 0:
+            continue
+        x, y, w = c[ok], v[ok], z[ok]
+        r = partial_spearman(x, y, w)
+        out["rho"][k] = r
+        df = n[k] - 3
+        out["p"][k] = 2 * student_t.sf(abs(r) * np.sqrt(df / max(1e-300, 1 - r * r)), df)
+        if bootstrap:
+            idx = np.random.default_rng([seed, k]).integers(0, len(x), size=(bootstrap, len(x)))
+            rx, ry, rz = (rank_last_axis(q[idx]) for q in (x, y, w))
+            with np.errstate(all="ignore"):
+                pb = _partial_from_r(pearson_last_axis(rx, ry), pearson_last_axis(rx, rz), pearson_last_axis(ry, rz))
+            out["low"][k], out["high"][k] = np.nanquantile(pb, [a, 1 - a])
+    return PartialCorrelation(name, control_name, change, list(result.layers), n=n, **out)
+
+
 def correlate_all(result: CKAResult, source: str, *, measures: Mapping[str, LanguageMatrix] | None = None,
                   transfer: Mapping[str, float] | None = None, change: str = "cka_linear",
                   bootstrap: int = 1000, seed: int = 0) -> dict[str, ChangeCorrelation]:

@@ -295,8 +295,8 @@ def base_cosine_to_english(args, languages: list[str]) -> dict:
 def stage_correlate(args) -> dict:
     import numpy as np
     import pandas as pd
-    from babelmap.analysis.change import (correlate_change, distance_row, head_accuracy, plot_change_by_layer,
-                                          plot_change_scatter, plot_correlation_by_layer, table)
+    from babelmap.analysis.change import (correlate_change, distance_row, head_accuracy, partial_correlate_change,
+                                          plot_change_by_layer, plot_change_scatter, plot_correlation_by_layer, table)
     from babelmap.analysis.linguistic import compute_measure
     from babelmap.analysis.probe import ProbeGrid
     from babelmap.kernels.cka import CKAResult
@@ -348,6 +348,17 @@ def stage_correlate(args) -> dict:
     for ch in HEAD_CHANGES:
         corrs[ch] = {name: correlate_change(res, vals, source=ENG, name=name, change=ch, bootstrap=args.bootstrap,
                                             seed=args.seed) for name, vals in {**dist, **loss}.items()}
+    # partial: beyond the base model's own distance to English (and that distance beyond the loss)
+    partial = {}
+    base_d = dist["base_1-cos_eng"]
+    for ch in ("cka_debiased", "cosine"):
+        jobs = [(n, v, "base_1-cos_eng", base_d) for n, v in {**dist, **loss}.items()
+                if n in ("syntactic", "genetic", "geographic", "lex", "loss_head", "loss_grid")]
+        if "loss_head" in loss:
+            jobs.append(("base_1-cos_eng", base_d, "loss_head", loss["loss_head"]))
+        partial[ch] = {f"{n}|{cn}": partial_correlate_change(res, v, cv, source=ENG, name=n, control_name=cn,
+                                                           change=ch, bootstrap=args.bootstrap, seed=args.seed)
+                       for n, v, cn, cv in jobs}
     tab = pd.concat([table(c) for c in corrs.values()], ignore_index=True)
     tab.to_csv(args.out.with_name(args.out.stem + "_correlations.tsv"), sep="\t", index=False, float_format="%.5g")
     # per language and layer
@@ -414,6 +425,10 @@ def stage_correlate(args) -> dict:
            "per_layer": per_layer,
            "correlations": {ch: {name: [row(c, k) | {"layer": c.layers[k]} for k in range(len(c.layers))]
                                  for name, c in cc.items()} for ch, cc in corrs.items()},
+           "partial": {ch: {key: [{"layer": c.layers[k], "rho": float(c.rho[k]), "p": float(c.p[k]),
+                                   "low": float(c.low[k]), "high": float(c.high[k]), "n": int(c.n[k])}
+                                  for k in range(len(c.layers))] for key, c in pp.items()}
+                       for ch, pp in partial.items()},
            "loss_vs_distance": context, "bootstrap": args.bootstrap, "extract_timings": timings,
            "figures": [str(f.relative_to(ROOT)) if f.is_relative_to(ROOT) else str(f) for f in figs],
            "load_average": os.getloadavg(), "seconds": time.time() - t_all, "machine": machine()}
@@ -441,6 +456,14 @@ def print_report(out: dict, changes=("cka_debiased", "cosine")) -> None:
                 cells.append(f"{r['spearman']:+.2f} [{r['spearman_low']:+.2f},{r['spearman_high']:+.2f}]"
                              f"{'**' if r['spearman_p'] < bonf else '*' if r['spearman_p'] < 0.05 else ''}")
             print(f"{cc[names[0]][k]['layer']:5d} " + " ".join(f"{c:>24s}" for c in cells))
+    for ch, pp in out.get("partial", {}).items():
+        print(f"\npartial Spearman of change (1 - {ch}) with X given Y [95% CI] (* p < 0.05)")
+        names = list(pp)
+        print("layer " + " ".join(f"{n[:28]:>28s}" for n in names))
+        for k in range(len(pp[names[0]])):
+            print(f"{pp[names[0]][k]['layer']:5d} " + " ".join(
+                f"{r['rho']:+.2f} [{r['low']:+.2f},{r['high']:+.2f}]{'*' if r['p'] < 0.05 else ' '}".rjust(28)
+                for r in (pp[n][k] for n in names)))
     print("\ntransfer loss vs distance (Spearman [95% CI]):")
     for k, v in out["loss_vs_distance"].items():
         print(f"  {k:28s} {v['spearman']:+.2f} [{v['low']:+.2f}, {v['high']:+.2f}] p={v['p']:.2g} n={v['n']}")

@@ -147,3 +147,40 @@ def test_subset_store_is_the_selection(tmp_path):
         np.testing.assert_array_equal(st.block()[0], E[0][:, [1, 5, 6]])
         np.testing.assert_array_equal(st.block()[1, :, 0], E[1, :, 1])
         assert not st.block()[1, :, 1].any()  # the missing sentence stays missing (zero row)
+
+
+def test_partial_spearman_against_the_precision_matrix_and_a_loop():
+    from scipy.stats import rankdata
+    from scipy.stats import t as student_t
+
+    from babelmap.analysis.change import partial_correlate_change, partial_spearman
+
+    rng = np.random.default_rng(5)
+    langs = [f"x{i:02d}_Latn" for i in range(40)]
+    z = rng.normal(size=40)
+    x = z + 0.5 * rng.normal(size=40)          # change driven by z ...
+    y = z + 0.5 * rng.normal(size=40)          # ... and so is the measure: no link beyond z
+    y2 = y + 2.0 * (x - z)                     # a measure that does follow x beyond z
+    P = np.linalg.inv(np.corrcoef(np.vstack([rankdata(x), rankdata(y), rankdata(z)])))
+    assert partial_spearman(x, y, z) == pytest.approx(-P[0, 1] / np.sqrt(P[0, 0] * P[1, 1]), abs=1e-12)
+    K = 2
+    res = CKAResult(langs, [0, 1], np.vstack([1 - x, 1 - x[::-1]]), np.ones((K, 40)), np.ones((K, 40)),
+                    np.full(40, 50))
+    vals, ctrl = dict(zip(langs, y)), dict(zip(langs, z))
+    ctrl.pop(langs[7])  # a language without the control is left out
+    pc = partial_correlate_change(res, vals, ctrl, source=langs[0], bootstrap=300, seed=2)
+    keep = [i for i in range(40) if i not in (0, 7)]
+    assert pc.n[0] == 38
+    r = partial_spearman(x[keep], y[keep], z[keep])
+    assert pc.rho[0] == pytest.approx(r, abs=1e-12)
+    assert pc.p[0] == pytest.approx(2 * student_t.sf(abs(r) * np.sqrt(35 / (1 - r * r)), 35), rel=1e-9)
+    idx = np.random.default_rng([2, 0]).integers(0, 38, size=(300, 38))
+    xs, ys, zs = x[keep], y[keep], z[keep]
+    boot = [partial_spearman(xs[i], ys[i], zs[i]) for i in idx]
+    assert pc.low[0] == pytest.approx(np.nanquantile(boot, 0.025), abs=1e-9)
+    assert pc.high[0] == pytest.approx(np.nanquantile(boot, 0.975), abs=1e-9)
+    # plain Spearman of x and y is strong (both follow z); the partial one is not ...
+    assert abs(pc.rho[0]) < 0.4 < np.corrcoef(rankdata(xs), rankdata(ys))[0, 1]
+    # ... while a measure that follows x beyond z keeps a strong partial correlation
+    pc2 = partial_correlate_change(res, dict(zip(langs, y2)), ctrl, source=langs[0], bootstrap=0)
+    assert pc2.rho[0] > 0.6 and pc2.p[0] < 1e-4 and np.isnan(pc2.low[0])
