@@ -4,15 +4,19 @@ the same run.
 Store: L languages x K hidden states x S sentences x H dims, float16 on disk (default 1000 x 13 x
 200 x 384 = 1.9 GiB; the issue's 1000 sentences would be 9.6 GiB, use --sentences 1000).
 Measured, each phase in its own subprocess (own peak RSS), interleaved sim, syrk, syrk, sim:
-  sim        compute_similarity over the whole store (default CPU backend: Numba element-wise
-             pass + one triangle of the Gram through torch/MKL)
+  sim        compute_similarity over the whole store (default CPU backend: per hidden state, a
+             read into a reused buffer, one fused Numba pass, one triangle through BLAS ssyrk)
   syrk       the floor: BLAS ssyrk alone (SciPy) over the same data already in memory, the same
-             products as sim makes (K * n_blocks products of [L, s*H] float32, s = sim's block)
-  tri        one triangle through torch/MKL GEMMs on blocked halves (the default backend's Gram)
+             products as sim makes (K * n_blocks products of [L, s*H] float32, s = sim's block),
+             each operand contiguous (no copy by SciPy) and written into one reused output
+  tri        one triangle through torch/MKL GEMMs on blocked halves (the GPU backend's Gram,
+             here on the CPU), same products
   gemm       the former floor: a full GEMM (torch/MKL) of the same products, for comparison
-  read       one sequential read of the store (every chunk row through h5py, no compute): the
-             I/O floor (the file was just written, so mostly from the page cache; stated)
+  read       the reads sim makes, alone: every (block, hidden state) of the store through
+             `similarity._Reader` (the file was just written, so mostly from the page cache)
   sim-1layer compute_similarity asking for one hidden state (reads only that one from disk)
+  before     (--before DIR) compute_similarity from the kernels/ of another checkout (a git
+             worktree of an older commit), interleaved with sim: the speed-up in the same run
 With --all also: the NumPy and torch-all backends on the first --backend-langs languages, and
 the reference method's loop (mPLM-Sim executor: per sentence, gather every pair's vectors,
 vectorised cosine, per-pair accumulation in Python) on --ref-langs languages and
@@ -22,6 +26,7 @@ phase's process) beside wall time: on a machine shared with other jobs, the CPU-
 depends less on how the load moved between phases. Writes benchmarks/results/similarity.json.
 
     python benchmarks/bench_similarity.py                    # default size
+    python benchmarks/bench_similarity.py --before /tmp/old  # + an older checkout's kernels
     python benchmarks/bench_similarity.py --all              # + backends and the reference loop
     python benchmarks/bench_similarity.py --sentences 1000   # the issue's full size (9.6 GiB)
 """
@@ -96,9 +101,33 @@ def make_store(path: Path, L: int, K: int, S: int, H: int, seed: int = 0) -> flo
     return time.perf_counter() - t0
 
 
+def use_kernels_from(folder: Path) -> None:
+    """Import `babelmap.kernels` from the kernels/ folder of another checkout (the rest of
+    babelmap from this one), for a before/after comparison in the same conditions."""
+    import importlib.abc
+    import importlib.machinery
+    import importlib.util
+    root = Path(folder).resolve() / "kernels"
+    if not (root / "similarity.py").is_file():
+        raise SystemExit(f"--before: no kernels/similarity.py under {folder}")
+
+    class KernelsFinder(importlib.abc.MetaPathFinder):
+        def find_spec(self, name, path, target=None):
+            if name == "babelmap.kernels":
+                return importlib.util.spec_from_file_location(name, root / "__init__.py",
+                                                              submodule_search_locations=[str(root)])
+            if name.startswith("babelmap.kernels."):
+                return importlib.machinery.PathFinder.find_spec(name, [str(root)])
+            return None
+
+    sys.meta_path.insert(0, KernelsFinder())
+
+
 # --- phases (run in subprocesses) ---------------------------------------------------------
 def phase_sim(a) -> dict:
     import torch  # noqa: F401  (imported before timing, as in any session that has imported babelmap)
+    if a.kernels:
+        use_kernels_from(a.kernels)
 
     from babelmap.kernels.similarity import compute_similarity, similarity_from_arrays
     # warm up outside the timing: SciPy's BLAS import and loading Numba's cached machine code
@@ -115,8 +144,10 @@ def phase_sim(a) -> dict:
                            layers=layers)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     off = ~np.eye(len(r.languages), dtype=bool)
+    import babelmap.kernels.similarity as mod
     return {"seconds": wall, "cpu_seconds": cpu, "read_seconds_in_thread": r.attrs["read_seconds"],
-            "sim_last_layer_mean": float(np.nanmean(r.sim[-1][off])), "languages": len(r.languages)}
+            "sim_last_layer_mean": float(np.nanmean(r.sim[-1][off])), "languages": len(r.languages),
+            "kernels": str(Path(mod.__file__).parent)}
 
 
 def _floor_products(a):
@@ -130,22 +161,28 @@ def _floor_products(a):
 
 
 def phase_syrk(a) -> dict:
-    """BLAS ssyrk alone over the same products as sim, data already in memory."""
+    """BLAS ssyrk alone over the same products as sim, data already in memory: each operand a
+    contiguous [L, s*H] float32 matrix (its transpose is the Fortran-ordered matrix BLAS wants,
+    so SciPy copies nothing), the triangle written into one reused output (overwrite_c)."""
     from scipy.linalg import blas
     L, K, S, H, s = _floor_products(a)
     rng = np.random.default_rng(0)
-    X = rng.standard_normal((L, s * H), dtype=np.float32)
-    X /= np.linalg.norm(X, axis=1, keepdims=True)
-    G = np.zeros((L, L), np.float64)
+    flat = rng.standard_normal(L * s * H, dtype=np.float32)
+    widths = sorted({min(s, S - b0) for b0 in range(0, S, s)})
+    X = {}
+    for w in widths:                                   # a contiguous matrix per block width
+        X[w] = flat[:L * w * H].reshape(L, w * H)
+        X[w] /= np.linalg.norm(X[w], axis=1, keepdims=True)
+    C = np.zeros((L, L), np.float32, order="F")
     n = 0
     c0, t0 = time.process_time(), time.perf_counter()
     for _k in range(K):
         for b0 in range(0, S, s):
-            w = min(s, S - b0) * H
-            G += blas.ssyrk(1.0, X[:, :w].T, trans=1)
+            out = blas.ssyrk(1.0, X[min(s, S - b0)].T, beta=0.0, c=C, trans=1, overwrite_c=1)
             n += 1
-    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0,
-            "products": n, "block_sentences": s,
+    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    assert np.shares_memory(out, C)                    # in place: no output allocated per product
+    return {"seconds": wall, "cpu_seconds": cpu, "products": n, "block_sentences": s,
             "gflop_triangle": 1.0 * L * (L + 1) * S * H * K / 1e9}
 
 
@@ -190,14 +227,20 @@ def phase_gram(a) -> dict:
 
 
 def phase_read(a) -> dict:
+    """The reads sim makes, without the compute: every (block, hidden state) through the
+    kernel's reader (one read of prefetch, two reused buffers)."""
     from babelmap.engine.store import open_store
-    t0 = time.perf_counter()
+    from babelmap.kernels.similarity import _Reader, default_block_sentences, plan_blocks, select_sentences
     n = 0
+    c0, t0 = time.process_time(), time.perf_counter()
     with open_store(a.store) as st:
-        S, c = st.shape[2], st.chunk_sentences
-        for s0 in range(0, S, c):
-            n += st.block(slice(s0, min(S, s0 + c))).nbytes
-    return {"seconds": time.perf_counter() - t0, "bytes": n}
+        L, K, S, H = st.shape
+        bs = default_block_sentences(L, K, H, np.dtype(st.dtype).itemsize, st.chunk_sentences)
+        plan = plan_blocks(select_sentences(st.sentence_ids, None), st.chunk_sentences, bs)
+        for _, _, _, layers in _Reader(st, plan, None, list(range(K))):
+            for raw in layers:
+                n += raw.nbytes
+    return {"seconds": time.perf_counter() - t0, "cpu_seconds": time.process_time() - c0, "bytes": n}
 
 
 def reference_loop(lang2emb: dict, langs: list[str], S: int, K: int) -> np.ndarray:
@@ -262,7 +305,8 @@ def run_phase(name: str, a, **extra) -> dict:
     res = json.loads(out.stdout.strip().splitlines()[-1])
     res["load_1min_before"], res["load_1min_after"] = load_before, os.getloadavg()[0]
     label = name + ("" if not extra else " " + " ".join(f"{k}={v}" for k, v in extra.items()))
-    print(f"  {label:22s} {res['seconds']:8.2f} s  peak RSS {res['peak_rss_mib']:7.0f} MiB  "
+    cpu = f"CPU {res['cpu_seconds']:6.2f} s" if "cpu_seconds" in res else " " * 12
+    print(f"  {label[:40]:40s} {res['seconds']:8.2f} s  {cpu}  peak RSS {res['peak_rss_mib']:7.0f} MiB  "
           f"load {load_before:.1f} -> {res['load_1min_after']:.1f}", flush=True)
     return res
 
@@ -283,6 +327,10 @@ def main() -> int:
     p.add_argument("--backend", default=None, help=argparse.SUPPRESS)
     p.add_argument("--langs", type=int, default=0, help=argparse.SUPPRESS)
     p.add_argument("--one-layer", type=int, default=-1, help=argparse.SUPPRESS)
+    p.add_argument("--kernels", type=Path, default=None, help=argparse.SUPPRESS)
+    p.add_argument("--before", type=Path, default=None, metavar="DIR",
+                   help="also time compute_similarity from DIR/kernels (another checkout, e.g. a git worktree "
+                        "of an older commit), interleaved with the current one")
     p.add_argument("--repeats", type=int, default=1, help="sim/syrk A B B A rounds (1)")
     p.add_argument("--all", action="store_true", help="also the backend comparison and the reference loop")
     a = p.parse_args()
@@ -310,9 +358,14 @@ def main() -> int:
     try:
         order = ["sim", "syrk", "tri", "gram", "read", "read", "gram", "tri", "syrk", "sim"]   # A B C D E E D C B A
         order += ["sim", "syrk", "tri", "tri", "syrk", "sim"] * (a.repeats - 1)
+        if a.before:                                     # sim before syrk ... syrk before sim
+            order = order[:1] + ["before"] + order[1:-1] + ["before"] + order[-1:]
         runs: dict[str, list] = {}
         for name in order:
-            runs.setdefault(name, []).append(run_phase(name, a))
+            if name == "before":
+                runs.setdefault(name, []).append(run_phase("sim", a, kernels=a.before.resolve()))
+            else:
+                runs.setdefault(name, []).append(run_phase(name, a))
         one = run_phase("sim", a, one_layer=K - 1)
         extra = {}
         if a.all:
@@ -330,7 +383,7 @@ def main() -> int:
     floor = min(syrk, tri)
     from babelmap.engine.store import sentence_chunk
     c = sentence_chunk(K, H, 2, S)
-    bound_mib = (2 * L * K * c * H * 2 + 3 * L * c * H * 4 + (K + 1) * L * L * 8) / 2**20
+    bound_mib = (2 * L * c * H * 2 + L * c * H * 4 + L * L * 4 + (K + 1) * L * L * 8) / 2**20
     loads = [r["load_1min_before"] for rs in runs.values() for r in rs]
     summary = {
         "config": {"languages": L, "layers": K, "sentences": S, "hidden": H, "store_dtype": "float16",
@@ -365,6 +418,14 @@ def main() -> int:
         "syrk_gflops_triangle": runs["syrk"][0]["gflop_triangle"] / syrk,
         **extra,
     }
+    if a.before:
+        before = mean("before")
+        before_cpu = float(np.mean([r["cpu_seconds"] for r in runs["before"]]))
+        summary.update(before_kernels=str(a.before.resolve()), before_seconds=before,
+                       before_ratio_to_syrk_floor=before / syrk,
+                       before_ratio_to_syrk_floor_cpu_time=before_cpu
+                       / float(np.mean([r["cpu_seconds"] for r in runs["syrk"]])),
+                       speedup_over_before=before / sim)
     a.out.parent.mkdir(parents=True, exist_ok=True)
     a.out.write_text(json.dumps(summary, indent=2))
     rows = [
@@ -381,13 +442,19 @@ def main() -> int:
          f"ratio sim / min(syrk, this) = {summary['ratio_to_floor']:.2f}x wall, "
          f"{summary['ratio_to_floor_cpu_time']:.2f}x CPU time"),
         ("full GEMM (torch/MKL), same products", f"{gemm:.1f} s", f"syrk/gemm {summary['syrk_over_gemm']:.2f}"),
-        ("sequential read of the store", f"{read:.1f} s", ""),
+        ("the reads sim makes, alone", f"{read:.1f} s",
+         f"{float(np.mean([r['cpu_seconds'] for r in runs['read']])):.1f} s CPU"),
         (f"similarity, one hidden state ({K - 1})", f"{one['seconds']:.1f} s",
          f"{summary['one_layer_over_all_layers']:.2f} of all {K}"),
         ("load average (1 min) over the phases", f"{min(loads):.1f}-{max(loads):.1f}",
          f"threads {summary['machine']['threads']}"),
         ("memory bound (docstring formula)", f"{bound_mib:.0f} MiB", ""),
     ]
+    if a.before:
+        rows.insert(1, (f"  before: kernels of {a.before}", f"{summary['before_seconds']:.1f} s",
+                        f"{summary['before_ratio_to_syrk_floor']:.2f}x the floor wall, "
+                        f"{summary['before_ratio_to_syrk_floor_cpu_time']:.2f}x CPU; now "
+                        f"{summary['speedup_over_before']:.2f}x faster"))
     if "reference" in extra:
         ref = extra["reference"]
         pairs_full, pairs_ref = L * (L - 1) / 2, ref["languages"] * (ref["languages"] - 1) / 2

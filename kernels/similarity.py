@@ -8,23 +8,24 @@ With every row L2-normalised and the rows of missing sentences zeroed, the sum o
 shared sentences is one Gram matrix over the concatenated (sentence, hidden) axis,
 G_k = X_k X_k^T with X_k = [L, S*H], and count is the Gram of the presence mask P P^T. So all
 pairs of all layers are BLAS-3 products, accumulated over sentence blocks of the store (blocks
-aligned to its HDF5 chunks), while a background thread reads the next block. G_k is symmetric:
-only its upper triangle is computed (BLAS syrk for the NumPy backend; GEMMs on blocked halves
-through torch for the default and GPU backends: 5/8 of a full GEMM's work) and mirrored at the end. Only the hidden states asked for are read from disk.
+aligned to its HDF5 chunks), one hidden state at a time, while a background thread reads the
+next one. G_k is symmetric: only its upper triangle is computed (BLAS syrk on the CPU, written
+in place into a reused buffer; GEMMs on blocked halves through torch on the GPU: 5/8 of a full
+GEMM's work) and mirrored at the end. Only the hidden states asked for are read from disk.
 
 Conventions: the diagonal is 1 (with count = the language's number of sentences); a pair that
 shares no sentence has count 0 and sim NaN (also on the diagonal of a language without any
 sentence). A present sentence whose embedding is exactly zero counts, with cosine 0.
 
-Memory bound (L' languages, K' selected layers, H hidden, itemsize of the store):
-    2 raw blocks            2 * L' * K' * s * H * itemsize    (s = one chunk row or more: >= 2 * L' MiB * K'/K)
-  + one layer's work        ~3 * L' * s * H * 4 (8 with float64)
+Memory bound (L' languages, K' selected layers, H hidden, itemsize of the store, s sentences
+per block = one chunk row or more):
+    2 raw layer buffers     2 * L' * s * H * itemsize
+  + the normalised layer    L' * s * H * 4 (8 with float64)
+  + syrk's triangle         L'^2 * 4
   + accumulators            (K' + 1) * L'^2 * 8
   + bootstrap (B > 0)       n_blocks * (K' + 1) * L'(L'-1)/2 * 4   (n_blocks = sentences / bootstrap_block)
-e.g. 1000 languages x 49 hidden states (H = 1024, float16): 2 GB + 0.1 GB + 0.4 GB ~ 2.5 GB.
-Measured peak RSS (whole process, with torch loaded): 1000 x 13 x 200 x 384 float16
-(benchmarks/bench_similarity.py) 2.5 GiB; 1000 languages x 49 hidden states x 20 sentences x 1024
-float16 (10 sentences per chunk) 2.7 GiB.
+e.g. 1000 languages x 13 hidden states x 105 sentences per block x 384 (float16): 0.15 + 0.15 +
+0.004 + 0.1 GB ~ 0.4 GB (reading whole blocks of all hidden states at once took 2.5 GiB).
 """
 from __future__ import annotations
 
@@ -145,7 +146,7 @@ class NumpyGram:
             for (g, _), cs, ps in zip(spans, span_cols, span_present):
                 x = self._normalised(raw, kpos, cs, ps)
                 Gk = syrk_upper(x.reshape(L, -1), out=self._tri)
-                self.G[kpos] += Gk
+                self._accumulate(self.G[kpos], Gk)
                 if g is not None:
                     grams[g].append(Gk.astype(np.float32))
         out = []
@@ -156,6 +157,10 @@ class NumpyGram:
             if g is not None:
                 out.append((g, np.stack(grams[g]), Cg.astype(np.float64)))
         return out
+
+    @staticmethod
+    def _accumulate(acc: np.ndarray, tri: np.ndarray) -> None:
+        acc += tri
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
         """(G [K, L, L] float64 from the accumulated upper triangles, C [L, L] int64)."""
@@ -190,15 +195,20 @@ def symmetrise_upper(G: np.ndarray) -> np.ndarray:
 
 
 class HybridGram(NumpyGram):
-    """The CPU default: one fused Numba pass for the element-wise work (float16 decode, norms in
-    float64, scaling, masking, the kept sentences gathered: ~2x faster than the NumPy sequence
-    and ~4x faster than torch's CPU element-wise kernels here) into one reused buffer, which is
-    the [L, s'*H] operand of BLAS syrk as is (one triangle, written in place into another
-    reused buffer): no copy and no temporary per block or layer."""
+    """The CPU default: one fused Numba pass for the element-wise work (float16 decoded by the
+    CPU's conversion instruction, norms in float64, scaling, masking, the kept sentences
+    gathered) into one reused buffer, which is the [L, s'*H] operand of BLAS syrk as is (one
+    triangle, written in place into another reused buffer, added to the float64 sums on the
+    triangle only): no copy and no temporary per block or layer."""
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self._buf = np.empty(0, self.dtype)
+
+    @staticmethod
+    def _accumulate(acc: np.ndarray, tri: np.ndarray) -> None:
+        from babelmap.kernels.numba_kernels import add_upper
+        add_upper(acc, tri)
 
     def _normalised(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
                     ) -> np.ndarray:
@@ -400,12 +410,13 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
     else blocks); the unit is recorded in the result's attrs.
     center: subtract each layer's mean embedding over the selected languages and present sentences
     (one extra pass) before normalising; off by default (not the reference measure).
-    backend (CPU only): "hybrid" (default: fused Numba element-wise pass + torch/MKL triangle, `HybridGram`;
-    "torch" is its former name), "numpy" (NumPy + BLAS syrk) or "torch-all" (the GPU code path,
-    `TorchGram`, run on the CPU); the GPU always uses TorchGram. See the module docstring for the
-    memory bound. measure: "cosine-mean" here; "mexa" and "retrieval@K" go to
-    `kernels.mexa.compute_alignment` (same result format; `pivot` restricts to pairs with one
-    language).
+    backend (CPU only): "hybrid" (default: fused Numba element-wise pass + BLAS syrk triangle,
+    `HybridGram`; "torch" is its former name), "numpy" (NumPy + BLAS syrk) or "torch-all" (the
+    GPU code path, `TorchGram`, run on the CPU); the GPU always uses TorchGram. See the module
+    docstring for the memory bound. measure: "cosine-mean" here; "mexa" and "retrieval@K" go to
+    `kernels.mexa.compute_alignment` with `backend` (numpy, numba or torch; "torch-all" means
+    torch, "hybrid" its default) and `block_sentences` (same result format; `pivot` restricts to
+    pairs with one language).
     """
     if measure != "cosine-mean":
         from babelmap.kernels.mexa import compute_alignment

@@ -92,3 +92,13 @@ def test_reader_reads_each_layer_once_into_two_buffers(tmp_path, monkeypatch):
         assert seen == [(0, 2), (0, 0), (1, 2), (2, 2), (2, 0)]
         assert len(set(addrs)) == 2 and addrs[0] != addrs[1] and addrs[0] == addrs[2]
         assert reader.file is None                           # the extra handle is closed
+
+
+def test_add_upper_touches_only_the_upper_triangle():
+    from babelmap.kernels.numba_kernels import add_upper
+    rng = np.random.default_rng(8)
+    acc = rng.normal(size=(37, 37))
+    tri = rng.normal(size=(37, 37)).astype(np.float32)
+    want = acc + np.triu(tri.astype(np.float64))
+    add_upper(acc, tri)
+    np.testing.assert_array_equal(acc, want)
