@@ -392,6 +392,8 @@ def main() -> None:
     ap.add_argument("--small", action="store_true", help="6 languages x 40 sentences, a 2-layer model (smoke test)")
     ap.add_argument("--budget", type=float, default=30.0, help="seconds of extraction per model (sets the languages)")
     ap.add_argument("--languages", type=int, default=None, help="this many languages (spread), instead of the budget")
+    ap.add_argument("--models", nargs="+", default=["default", "xlmr"], choices=["default", "xlmr"],
+                    help="which models (default: both)")
     ap.add_argument("--profile", action="store_true", help="torch.profiler of 6 bare-forward batches per model")
     ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results"))
     ap.add_argument("--flores", default=str(SHARED_DATA / "flores200" / "dev"))
@@ -415,11 +417,11 @@ def main() -> None:
                "command": " ".join([os.path.basename(sys.executable)] + sys.argv), "versions": versions(),
                "load_average": os.getloadavg(), "measured_bf16_gemm_flops": gemm_peak,
                "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "models": []}
-    models = [("default", None),
-              ("xlmr-base-random" if not args.small else "xlmr-tiny-random", None)]
+    models = [("default", None)] * ("default" in args.models) + \
+        [("xlmr-base-random" if not args.small else "xlmr-tiny-random", None)] * ("xlmr" in args.models)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"gpu_{name}{'_small' if args.small else ''}.json"
+    path = out / f"gpu_{name}{'_small' if args.small else ''}{'' if len(models) == 2 else '_' + args.models[0]}.json"
 
     def save() -> None:  # after every stage, so a run cut short still leaves what it measured
         results["total_seconds"] = time.perf_counter() - t_all
