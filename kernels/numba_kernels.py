@@ -180,6 +180,29 @@ def add_upper(acc: np.ndarray, tri: np.ndarray) -> None:
     _add_upper_nb(acc, tri)
 
 
+@nb.njit(parallel=True, cache=True, nogil=True)
+def _sim_from_upper_nb(G, C, out):
+    K, L, _ = G.shape
+    for t in nb.prange(K * L):
+        k = t // L
+        i = t - k * L
+        out[k, i, i] = 1.0 if C[i, i] > 0 else np.nan
+        for j in range(i + 1, L):
+            c = C[i, j]
+            v = np.float32(G[k, i, j] / c) if c > 0 else np.float32(np.nan)
+            out[k, i, j] = v
+            out[k, j, i] = v
+
+
+def sim_from_upper(G: np.ndarray, C: np.ndarray) -> np.ndarray:
+    """float32 [K, L, L] mean cosines from the upper triangles of the sums G [K, L, L] (float64;
+    the strict lower part is not read) and the counts C [L, L]: G / C mirrored, NaN where C is
+    0, the diagonal 1 (NaN for a language without sentences). One pass, no temporaries."""
+    out = np.empty(G.shape, np.float32)
+    _sim_from_upper_nb(np.ascontiguousarray(G), np.ascontiguousarray(C, dtype=np.float64), out)
+    return out
+
+
 def normalise_layer(raw: np.ndarray, k: int, present: np.ndarray, dtype=np.float32,
                     mean: np.ndarray | None = None, out: np.ndarray | None = None,
                     columns: np.ndarray | None = None) -> np.ndarray:

@@ -163,8 +163,8 @@ class NumpyGram:
         acc += tri
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(G [K, L, L] float64 from the accumulated upper triangles, C [L, L] int64)."""
-        return symmetrise_upper(self.G), np.rint(self.C).astype(np.int64)
+        """(G [K, L, L] float64 sums, valid on the upper triangles; C [L, L] int64 counts)."""
+        return self.G, np.rint(self.C).astype(np.int64)
 
 
 def syrk_upper(X: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
@@ -565,12 +565,10 @@ def find_nan_inputs(src, langs: Sequence[str], layer_list: Sequence[int], layer_
 
 
 def finish_sim(G: np.ndarray, C: np.ndarray) -> np.ndarray:
-    """sim = G / count (float64 -> float32), NaN where count is 0, diagonal 1 where count > 0."""
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sim = np.where(C[None] > 0, G / np.maximum(C[None], 1), np.nan)
-    d = np.arange(C.shape[0])
-    sim[:, d, d] = np.where(C[d, d] > 0, 1.0, np.nan)
-    return sim.astype(np.float32)
+    """sim = G / count (float64 -> float32) from G's upper triangles, mirrored; NaN where count
+    is 0, diagonal 1 where count > 0 (one Numba pass: `numba_kernels.sim_from_upper`)."""
+    from babelmap.kernels.numba_kernels import sim_from_upper
+    return sim_from_upper(G, C)
 
 
 def _mean_pass(src, plan, lang_arg, layer_pos, dev, backend, progress) -> np.ndarray:

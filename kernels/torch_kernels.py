@@ -114,9 +114,8 @@ class TorchGram:
         return out
 
     def result(self) -> tuple[np.ndarray, np.ndarray]:
-        """(G [K, L, L] float64, C [L, L] int64) as NumPy arrays (G from its upper triangles)."""
-        from babelmap.kernels.similarity import symmetrise_upper
-        return symmetrise_upper(self.G.cpu().numpy()), np.rint(self.C.cpu().numpy()).astype(np.int64)
+        """(G [K, L, L] float64 sums, valid on the upper triangles; C [L, L] int64) as NumPy arrays."""
+        return self.G.cpu().numpy(), np.rint(self.C.cpu().numpy()).astype(np.int64)
 
 
 def syrk_upper_torch(X, min_rows: int = 256):

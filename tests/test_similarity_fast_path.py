@@ -102,3 +102,25 @@ def test_add_upper_touches_only_the_upper_triangle():
     want = acc + np.triu(tri.astype(np.float64))
     add_upper(acc, tri)
     np.testing.assert_array_equal(acc, want)
+
+
+def test_sim_from_upper_mirrors_divides_and_marks_missing():
+    from babelmap.kernels.numba_kernels import sim_from_upper
+    rng = np.random.default_rng(9)
+    L, K = 6, 3
+    C = rng.integers(0, 5, size=(L, L))
+    C = np.triu(C) + np.triu(C, 1).T
+    C[2, 2] = 0                                                  # a language without sentences
+    G = rng.normal(size=(K, L, L))
+    G_lower_garbage = G + np.tril(np.full((L, L), 1e9), -1)     # the strict lower part is not read
+    got = sim_from_upper(G_lower_garbage, C)
+    iu = np.triu_indices(L, 1)
+    want = np.full((K, L, L), np.nan)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        up = np.where(C[iu] > 0, G[:, iu[0], iu[1]] / C[iu], np.nan)
+    want[:, iu[0], iu[1]] = up
+    want[:, iu[1], iu[0]] = up
+    d = np.arange(L)
+    want[:, d, d] = np.where(C[d, d] > 0, 1.0, np.nan)
+    assert got.dtype == np.float32
+    np.testing.assert_array_equal(got, want.astype(np.float32))
