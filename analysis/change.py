@@ -392,8 +392,9 @@ def plot_change_scatter(result: CKAResult, layer: int, panels: Mapping[str, Mapp
         ax.scatter(x, y, s=9, alpha=0.6, color="tab:blue", lw=0)
         if len(langs) >= 3 and np.ptp(x) > 0 and np.ptp(y) > 0:
             rho, p = spearmanr(x, y)
-            ax.set_title(f"{name}: rho={rho:+.2f} (p={p:.2g}, n={len(langs)})", fontsize=8)
-        for i in np.argsort(y)[-label:] if label else []:
+            ax.set_title(f"{name}\nSpearman {rho:+.2f} (p={p:.2g}, n={len(langs)})", fontsize=8)
+        order = np.argsort(y)
+        for i in sorted(set(order[:label // 2]) | set(order[max(0, len(order) - (label - label // 2)):])) if label else []:
             ax.annotate(langs[i], (x[i], y[i]), fontsize=6, xytext=(2, 2), textcoords="offset points")
         ax.set_xlabel(name, fontsize=8)
         ax.grid(alpha=0.3)

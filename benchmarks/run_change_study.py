@@ -383,14 +383,15 @@ def stage_correlate(args) -> dict:
     figs += plot_change_by_layer(res, args.figures / "cka_204_change_by_layer", change=main, color_by=color,
                                  color_label=clabel, source=ENG,
                                  title=f"Change by layer, {len(langs)} FLORES languages (English fine-tuning)")
-    shown = {k: corrs[main][k] for k in ("syntactic", "genetic", "geographic", "featural", "lex", *loss)}
+    shown = {k: corrs[main][k] for k in ("syntactic", "genetic", "geographic", "featural", "lex", "base_1-cos_eng", *loss)}
     figs += plot_correlation_by_layer(shown, args.figures / "cka_204_correlation_by_layer",
                                       title=f"Change (1 - debiased CKA) vs distance from English / transfer loss, "
                                             f"{len(langs) - 1} languages: filled = p < 0.05, band = 95% bootstrap")
     layer = res.layers[-1]
-    panels = {"syntactic distance": dist["syntactic"], "geographic distance": dist["geographic"],
-              "genetic distance": dist["genetic"], **{k.replace("_", " "): v for k, v in loss.items()}}
-    figs += plot_change_scatter(res, layer, panels, args.figures / "cka_204_scatter", change=main, source=ENG)
+    panels = {"syntactic distance": dist["syntactic"], "genetic distance": dist["genetic"],
+              "base model 1 - cos to English": dist["base_1-cos_eng"],
+              **{f"transfer loss ({k.split('_')[1]})": v for k, v in loss.items()}}
+    figs += plot_change_scatter(res, layer, panels, args.figures / "cka_204_scatter", change=main, source=ENG, label=6)
     # summary
     def row(c, k):
         return {f: float(getattr(c, f)[k]) for f in ("pearson", "pearson_p", "pearson_low", "pearson_high",
