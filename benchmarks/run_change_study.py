@@ -522,6 +522,15 @@ def markdown_report(out: dict, change: str = "cka_debiased", method: str = "spea
           + f"; bold: p < {bonf:.1e} = 0.05 / {len(cc) * K})")
 
 
+def markdown_partial(out: dict, change: str = "cka_debiased", layers=(4, 8, 10, 12)) -> None:
+    """Rows of the partial-correlation table for docs/cka.md: rho [95% CI] at `layers`."""
+    for key, rows in out["partial"][change].items():
+        name, control = key.split("|")
+        by = {r["layer"]: r for r in rows}
+        print(f"| {name} | {control} | " + " | ".join(
+            f"{by[k]['rho']:+.2f} [{by[k]['low']:+.2f}, {by[k]['high']:+.2f}]" for k in layers) + " |")
+
+
 def build_parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("stage", choices=("split", "extract-base", "extract-tuned", "compare", "correlate", "all", "report"))
@@ -571,6 +580,9 @@ def main(argv=None) -> int:
         for ch in HEAD_CHANGES:
             print(f"\n### change = 1 - {ch}\n")
             markdown_report(out, ch)
+            if ch in out.get("partial", {}):
+                print(f"\npartial Spearman given the control, change = 1 - {ch}:\n")
+                markdown_partial(out, ch)
     return 0
 
 
