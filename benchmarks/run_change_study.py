@@ -103,8 +103,8 @@ def study_corpus(args):
     ids = load_split(args)["test"]
     if args.sample:
         import numpy as np
-        pick = np.random.default_rng(args.seed).choice(len(ids), size=min(args.sample, len(ids)), replace=False)
-        ids = [ids[i] for i in sorted(pick)]
+        pick = set(np.random.default_rng(args.seed).choice(len(ids), size=min(args.sample, len(ids)), replace=False))
+        ids = [s for i, s in enumerate(ids) if (i in pick) != args.complement]
     corpus = read_corpus(args.flores / "dev", "flores").select(sentence_ids=ids)
     return corpus.select(languages=args.langs) if args.langs else corpus
 
@@ -113,19 +113,43 @@ def chunk_path(args, which: str, i: int) -> Path:
     return args.work / f"{which}.c{i}.h5"
 
 
-def subset_store(src: Path, dst: Path, corpus) -> Path:
-    """A store of `corpus` (a selection of fewer sentences of the same languages) cut from an
-    extraction `src` over more sentences: the same rows (the model is deterministic), the
-    selection's sentence ids and corpus fingerprint, the rest of the provenance kept."""
+def cut_store(sources: list[Path], dst: Path, corpus) -> Path:
+    """A store of `corpus` (these languages, these sentences) cut and joined from extractions
+    of the same model over other sentence sets: each sentence's rows from the first source
+    that has it (the model is deterministic: a row does not depend on the other sentences),
+    the selection's sentence ids and corpus fingerprint, the rest of the provenance kept."""
+    import numpy as np
     from babelmap.engine.store import open_store, write_store
-    with open_store(src) as st:
-        if st.languages != list(corpus.languages):
-            sys.exit(f"{src}: other languages than the selection")
-        cols = [st.sentence_ids.index(s) for s in corpus.sentence_ids]
-        attrs = {k: v for k, v in st.attrs.items() if k not in ("format", "format_version", "dtype")}
-        attrs.update(corpus_fingerprint=corpus.fingerprint(), subset_of=str(src))
-        return write_store(dst, st.languages, list(corpus.sentence_ids), st.block()[:, :, cols],
-                           mask=st.mask[:, cols], n_tokens=st.n_tokens[:, cols], dtype=str(st.dtype), attrs=attrs)
+    stores = [open_store(s) for s in sources]
+    try:
+        where = {}
+        for j, st in enumerate(stores):
+            if st.languages != list(corpus.languages):
+                sys.exit(f"{st.path}: other languages than the selection")
+            for c, sid in enumerate(st.sentence_ids):
+                where.setdefault(sid, (j, c))
+        missing = [sid for sid in corpus.sentence_ids if sid not in where]
+        if missing:
+            sys.exit(f"{len(missing)} sentences (e.g. {missing[0]}) are in none of {[str(s) for s in sources]}")
+        L, K, _, H = stores[0].shape
+        S = len(corpus.sentence_ids)
+        E = np.zeros((L, K, S, H), dtype=stores[0].dtype)
+        mask = np.zeros((L, S), bool)
+        ntok = np.zeros((L, S), dtype=stores[0].n_tokens.dtype)
+        for j, st in enumerate(stores):
+            take = [(t, where[sid][1]) for t, sid in enumerate(corpus.sentence_ids) if where[sid][0] == j]
+            if take:
+                dst_cols, src_cols = (list(x) for x in zip(*take))
+                E[:, :, dst_cols] = st.block()[:, :, src_cols]
+                mask[:, dst_cols] = st.mask[:, src_cols]
+                ntok[:, dst_cols] = st.n_tokens[:, src_cols]
+        attrs = {k: v for k, v in stores[0].attrs.items() if k not in ("format", "format_version", "dtype")}
+        attrs.update(corpus_fingerprint=corpus.fingerprint(), cut_from=json.dumps([str(s) for s in sources]))
+        return write_store(dst, stores[0].languages, list(corpus.sentence_ids), E, mask=mask, n_tokens=ntok,
+                           dtype=str(stores[0].dtype), attrs=attrs)
+    finally:
+        for st in stores:
+            st.close()
 
 
 def stage_extract(args, which: str) -> list[Path]:
@@ -148,10 +172,10 @@ def stage_extract(args, which: str) -> list[Path]:
     done = []
     for i in (range(len(chunks)) if args.chunk_ids is None else args.chunk_ids):  # in the order given
         langs, out = chunks[i], chunk_path(args, which, i)
-        if not out.exists() and args.reuse and \
-                (args.reuse / out.name).exists():
-            subset_store(args.reuse / out.name, out, corpus.select(languages=langs))
-            log(f"{which} chunk {i}: cut from {args.reuse / out.name}")
+        sources = [r / out.name for r in (args.reuse or []) if (r / out.name).exists()]
+        if not out.exists() and sources:
+            cut_store(sources, out, corpus.select(languages=langs))
+            log(f"{which} chunk {i}: cut from {', '.join(map(str, sources))}")
         if not out.exists():
             t0 = time.time()
             try:
@@ -413,7 +437,8 @@ def stage_correlate(args) -> dict:
     out = {"what": "representation change (CKA) of the default model fine-tuned on the English topic task, "
                    "over the FLORES dev held-out topic sentences, vs distance from English and zero-shot transfer loss",
            "command": " ".join(sys.argv), "checkpoint": str(args.ckpt), "languages": len(langs),
-           "sentences": int(np.max(res.count)), "sample": {"n": args.sample, "seed": args.seed, "reused": str(args.reuse)},
+           "sentences": int(np.max(res.count)), "sample": {"n": args.sample, "seed": args.seed, "complement": args.complement,
+                                                                  "reused": [str(r) for r in args.reuse or []]},
            "split": {"held_out": len(sp["test"]), "train": len(sp["train"]),
                                                          "check": sp.get("check")},
            "chunks_missing": json.loads(res.attrs.get("chunks_missing", "[]")),
@@ -517,8 +542,10 @@ def build_parser() -> argparse.ArgumentParser:
     ap.add_argument("--test-fraction", type=float, default=0.3)
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--sample", type=int, default=0, help="a seeded sample of N held-out sentences (0: all)")
-    ap.add_argument("--reuse", type=Path, default=None,
-                    help="work folder of a run over more sentences: its finished chunk stores are cut to these")
+    ap.add_argument("--complement", action="store_true", help="the held-out sentences NOT in --sample")
+    ap.add_argument("--reuse", type=Path, nargs="+", default=None,
+                    help="work folders of runs over other sentence sets of the same languages: a chunk they cover "
+                         "together is cut and joined from their stores instead of extracted")
     ap.add_argument("--langs", nargs="+", help="only these languages (tests, trial runs)")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--chunks", type=int, default=6, help="language chunks (one store each, per model)")

@@ -122,23 +122,28 @@ def test_held_out_split_is_the_forgetting_study_split():
     assert all(int(s.split(":")[1]) > 300 for s in te) and 120 < len(te) < 250
 
 
-def test_subset_store_is_the_selection(tmp_path):
+def test_cut_store_subsets_and_joins_sentence_sets(tmp_path):
     from babelmap.engine.corpora.base import ParallelCorpus
     from babelmap.engine.store import open_store
 
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from run_change_study import subset_store
+    from run_change_study import cut_store
 
     langs, ids = ["aaa_Latn", "bbb_Latn"], [f"dev:{j}" for j in range(1, 9)]
     corpus = ParallelCorpus("toy", langs, ids, [[f"{l} {j}" for j in ids] for l in langs])
     E = np.random.default_rng(0).normal(size=(2, 3, 8, 4)).astype(np.float16)
     mask = np.ones((2, 8), bool)
     mask[1, 5] = False
-    src = write_store(tmp_path / "full.h5", langs, ids, E, mask=mask,
-                      attrs={"corpus_fingerprint": corpus.fingerprint(), "pooling": "mean", "model": "m"})
+
+    def store(name, cols):
+        sel = corpus.select(sentence_ids=[ids[c] for c in cols])
+        return write_store(tmp_path / name, langs, sel.sentence_ids, E[:, :, cols], mask=mask[:, cols],
+                           attrs={"corpus_fingerprint": sel.fingerprint(), "pooling": "mean", "model": "m"})
+
+    full = store("full.h5", list(range(8)))
     pick = ["dev:2", "dev:6", "dev:7"]
     sel = corpus.select(sentence_ids=pick)
-    out = subset_store(src, tmp_path / "cut.h5", sel)
+    out = cut_store([full], tmp_path / "cut.h5", sel)
     with open_store(out) as st:
         assert st.sentence_ids == pick and st.languages == langs
         assert st.attrs["corpus_fingerprint"] == sel.fingerprint() != corpus.fingerprint()
@@ -147,6 +152,15 @@ def test_subset_store_is_the_selection(tmp_path):
         np.testing.assert_array_equal(st.block()[0], E[0][:, [1, 5, 6]])
         np.testing.assert_array_equal(st.block()[1, :, 0], E[1, :, 1])
         assert not st.block()[1, :, 1].any()  # the missing sentence stays missing (zero row)
+    # two disjoint sentence sets (a sample and its complement) joined give the whole store back
+    a, b = store("a.h5", [0, 2, 5, 7]), store("b.h5", [1, 3, 4, 6])
+    out = cut_store([a, b], tmp_path / "joined.h5", corpus)
+    with open_store(out) as st, open_store(full) as ref:
+        assert st.sentence_ids == ids and st.attrs["corpus_fingerprint"] == corpus.fingerprint()
+        np.testing.assert_array_equal(st.block(), ref.block())
+        np.testing.assert_array_equal(st.mask, ref.mask)
+    with pytest.raises(SystemExit, match="in none of"):
+        cut_store([a], tmp_path / "short.h5", corpus)
 
 
 def test_partial_spearman_against_the_precision_matrix_and_a_loop():
