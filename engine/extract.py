@@ -462,31 +462,19 @@ class _Prepared:
     batches: list                   # [(SortedBatch, tensors dict, rows tensor)]
 
 
-TOKENIZE_CHUNK = 1024  # sentences per tokenizer call when a unit is tokenized by several threads
-
-
 def _prepare(lm, share: _Share, unit: Unit, budget: int, pin: bool, lock: threading.Lock | None,
-             floor: float, chunks: ThreadPoolExecutor | None = None) -> _Prepared:
+             floor: float) -> _Prepared:
     """One tokenization pass over the unit (per block: its language), one length sort across
-    all its languages, padding-capped batches, collated (pinned on CUDA). With `chunks` (a
-    pool, on CUDA) the unit's texts are tokenized in chunks of TOKENIZE_CHUNK by that pool,
-    so the first unit is ready several times sooner and the GPU starts early; the ids are
-    concatenated in the same order, so the batches are the same."""
+    all its languages, padding-capped batches, collated (pinned on CUDA)."""
     import torch
     ids: list[list[int]] = []
-    jobs = []
     for b in unit.blocks:
         texts = [share.texts[b.lang_index][j] for j in b.sentences]
         if lock is not None:
             with lock:
                 ids.extend(token_ids(lm, texts, b.lang))
-        elif chunks is not None:
-            jobs += [chunks.submit(token_ids, lm, texts[i:i + TOKENIZE_CHUNK], b.lang)
-                     for i in range(0, len(texts), TOKENIZE_CHUNK)]
         else:
             ids.extend(token_ids(lm, texts, b.lang))
-    for job in jobs:
-        ids.extend(job.result())
     lengths = np.fromiter((len(x) for x in ids), dtype=np.int32, count=len(ids))
     batches = []
     for sb in sort_batches(lengths, budget, floor):
@@ -625,14 +613,10 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
     bar = tqdm(total=total, unit="sent", desc=f"extract [{rank + 1}/{state.num_processes}]", position=rank,
                disable=not progress, dynamic_ncols=True, leave=state.is_main_process)
     pool_ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="babelmap-tokenize")
-    # several tokenizer threads: each unit's texts are tokenized in chunks by a second pool
-    # (a unit waits on its chunks, so they cannot share one pool without a deadlock)
-    chunk_ex = ThreadPoolExecutor(max_workers=n_threads, thread_name_prefix="babelmap-tokenize-chunk") \
-        if n_threads > 1 and tok_lock is None else None
     writer = _Writer(folder, attrs)
     ahead = n_threads + 1
     floor = min_useful(dev.type)
-    futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock, floor, chunk_ex) for u in units[:ahead]]
+    futures = [pool_ex.submit(_prepare, lm, share, u, budget, cuda, tok_lock, floor) for u in units[:ahead]]
     t_wait = t_model = 0.0
     n_batches, n_tok, n_sent, n_padded = 0, 0, 0, 0
     t_start, cpu_start = time.perf_counter(), time.thread_time()
@@ -644,7 +628,7 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
                 futures[k] = None  # release
                 if k + ahead < len(units):
                     futures.append(pool_ex.submit(_prepare, lm, share, units[k + ahead], budget, cuda, tok_lock,
-                                                  floor, chunk_ex))
+                                                  floor))
                 t1 = time.perf_counter()
                 t_wait += t1 - t0
                 n = unit.n_sentences
@@ -673,8 +657,6 @@ def _embed_units(lm, share: _Share, units: list[Unit], pool: str, kept: list[int
                 del out_dev, prep
     finally:
         pool_ex.shutdown(wait=True, cancel_futures=True)
-        if chunk_ex is not None:
-            chunk_ex.shutdown(wait=True, cancel_futures=True)
         t_close = time.perf_counter()
         try:
             writer.close(wait=True)
