@@ -536,6 +536,10 @@ def plot(result: dict, folder: Path, langs: list[str], stem: str = "forgetting")
     folder.mkdir(parents=True, exist_ok=True)
     colours = dict(zip(ALL, ("tab:grey", "tab:blue", "tab:red", "tab:green", "tab:orange")))
     summary, seeds = result["summary"], result["seeds"]
+    alpha = result["settings"]["alpha"]
+
+    def label(name: str) -> str:
+        return f"continual (α = {alpha:g})" if name == "continual" else name
     fig, axes = plt.subplots(2, 3, figsize=(13, 7), sharex=True)
     for i, tgt in enumerate((DEU, FRA)):
         for j, (metric, title) in enumerate((("cos_aligned", "aligned cosine distance"),
@@ -545,7 +549,7 @@ def plot(result: dict, folder: Path, langs: list[str], stem: str = "forgetting")
             for name in result["checkpoints"]:
                 rows = summary[name]["words"][tgt]
                 x = [r["layer"] for r in rows]
-                ax.plot(x, [r[metric]["mean"] for r in rows], marker="o", ms=3, label=name, color=colours[name])
+                ax.plot(x, [r[metric]["mean"] for r in rows], marker="o", ms=3, label=label(name), color=colours[name])
                 if len(summary[name]["runs"]) > 1:
                     ax.fill_between(x, [min(r[metric]["values"]) for r in rows], [max(r[metric]["values"]) for r in rows],
                                     color=colours[name], alpha=0.2, lw=0)
@@ -575,7 +579,7 @@ def plot(result: dict, folder: Path, langs: list[str], stem: str = "forgetting")
             for li, a in enumerate(acc):
                 ax.plot([x[li]] * len(a["values"]), a["values"], "k.", ms=3)
         ax.bar(x, mid, width, color=colours[n], alpha=0.55 if how == "probe" else 1.0,
-               label=f"{n} ({'English probe' if how == 'probe' else 'own head'})")
+               label=f"{label(n)} ({'English probe' if how == 'probe' else 'own head'})")
         ax.errorbar(x, mid, yerr=[np.subtract(mid, lo), np.subtract(hi, mid)], fmt="none", ecolor="black", lw=0.8)
     ax.axhline(result["topic_task"]["majority_class_accuracy"]["accuracy"], color="k", ls=":", lw=0.8,
                label="majority class")

@@ -22,6 +22,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import NamedTuple, Sequence
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -319,11 +320,10 @@ def label_names(path: str | os.PathLike) -> Sequence[str]:
     return list(json.loads((Path(path) / RECORD).read_text())["labels"])
 
 
-def load_head(path: str | os.PathLike) -> tuple["np.ndarray", "np.ndarray", list[str], str]:
+def load_head(path: str | os.PathLike) -> tuple[np.ndarray, np.ndarray, list[str], str]:
     """(weight [C, H], bias [C], label names, pooling) of a fine-tuned checkpoint's head, as
     float64 NumPy: `X @ weight.T + bias` on the checkpoint's last-layer embeddings pooled the
     same way are its logits."""
-    import numpy as np
     from safetensors.numpy import load_file
     path = Path(path)
     if not (path / HEAD).is_file() or not (path / RECORD).is_file():
