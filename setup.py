@@ -38,6 +38,7 @@ setup(
         "numpy>=1.24",
         "numba>=0.59",
         "scipy>=1.11",
+        "threadpoolctl>=3.0",
         "faiss-cpu>=1.8",
         "matplotlib>=3.7",
         "tqdm>=4.60",

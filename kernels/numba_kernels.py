@@ -18,7 +18,7 @@ import numba as nb
 import numpy as np
 from llvmlite import ir
 from numba.core import types
-from numba.extending import intrinsic
+from numba.extending import intrinsic, overload
 
 
 # ---------------------------------------------------------------------------------------------
@@ -119,50 +119,50 @@ def _halves_to_float(bits, out):
         out[i] = half_to_float(bits[i])
 
 
+def _value(raw, l, k, c, h):
+    """raw[l, k, c, h] as float64; float16 arrives as its uint16 bit pattern (chosen at typing)."""
+
+
+@overload(_value, inline="always")
+def _value_typed(raw, l, k, c, h):
+    if raw.dtype == types.uint16:
+        return lambda raw, l, k, c, h: np.float64(half_to_float(raw[l, k, c, h]))
+    return lambda raw, l, k, c, h: np.float64(raw[l, k, c, h])
+
+
+@nb.njit(inline="always")
+def _normalise_row(raw, k, cols, present, mean, use_mean, out, l, j):
+    H = out.shape[2]
+    ss = 0.0
+    if present[l, j]:
+        c = cols[j]
+        for h in range(H):
+            v = _value(raw, l, k, c, h)
+            if use_mean:
+                v -= mean[h]
+            out[l, j, h] = v
+            w = np.float64(out[l, j, h])
+            ss += w * w
+    else:
+        for h in range(H):
+            out[l, j, h] = 0.0
+    _scale_row(out, l, j, H, ss)
+
+
 # `reassoc` lets LLVM vectorise the sum of squares (only its order changes: float64 sums of
 # float32 values); NaN and inf still propagate (no nnan/ninf), which the NaN report relies on.
 @nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _normalise_layer_f16(raw, k, cols, present, mean, use_mean, out):
+def _normalise_layer_nb(raw, k, cols, present, mean, use_mean, out):
     L, s, H = out.shape
     for i in nb.prange(L * s):
-        l = i // s
-        j = i - l * s
-        c = cols[j]
-        ss = 0.0
-        if present[l, j]:
-            for h in range(H):
-                v = np.float64(half_to_float(raw[l, k, c, h]))
-                if use_mean:
-                    v -= mean[h]
-                out[l, j, h] = v
-                w = np.float64(out[l, j, h])
-                ss += w * w
-        else:
-            for h in range(H):
-                out[l, j, h] = 0.0
-        _scale_row(out, l, j, H, ss)
+        _normalise_row(raw, k, cols, present, mean, use_mean, out, i // s, i % s)
 
 
-@nb.njit(parallel=True, cache=True, nogil=True, fastmath={"reassoc"})
-def _normalise_layer_float(raw, k, cols, present, mean, use_mean, out):
+@nb.njit(cache=True, nogil=True, fastmath={"reassoc"})
+def _normalise_layer_1t(raw, k, cols, present, mean, use_mean, out):
     L, s, H = out.shape
-    for i in nb.prange(L * s):
-        l = i // s
-        j = i - l * s
-        c = cols[j]
-        ss = 0.0
-        if present[l, j]:
-            for h in range(H):
-                v = np.float64(raw[l, k, c, h])
-                if use_mean:
-                    v -= mean[h]
-                out[l, j, h] = v
-                w = np.float64(out[l, j, h])
-                ss += w * w
-        else:
-            for h in range(H):
-                out[l, j, h] = 0.0
-        _scale_row(out, l, j, H, ss)
+    for i in range(L * s):
+        _normalise_row(raw, k, cols, present, mean, use_mean, out, i // s, i % s)
 
 
 @nb.njit(cache=True, nogil=True)
@@ -205,27 +205,81 @@ def sim_from_upper(G: np.ndarray, C: np.ndarray) -> np.ndarray:
 
 def normalise_layer(raw: np.ndarray, k: int, present: np.ndarray, dtype=np.float32,
                     mean: np.ndarray | None = None, out: np.ndarray | None = None,
-                    columns: np.ndarray | None = None) -> np.ndarray:
+                    columns: np.ndarray | None = None, parallel: bool = True) -> np.ndarray:
     """Rows of hidden state k of a store block raw [L, K, s, H], L2-normalised (after
     subtracting `mean` [H] when given), missing rows (present False) zero: [L, s', H] in `dtype`.
     `columns`: the positions along raw's sentence axis to take (s' of them, default all), so a
     block read whole can be used in part without a copy; `present` is [L, s'].
-    One fused pass (float16 decoded by the CPU's conversion instruction, norms summed in float64)."""
+    One fused pass (float16 decoded by the CPU's conversion instruction, norms summed in
+    float64), on Numba's threads, or on the calling thread only (`parallel=False`: the GIL is
+    released, so several Python threads can run it at once)."""
     L, _, s, H = raw.shape
     cols = np.arange(s, dtype=np.int64) if columns is None else np.ascontiguousarray(columns, dtype=np.int64)
     if out is None:
         out = np.empty((L, len(cols), H), dtype)
     raw = np.ascontiguousarray(raw)
-    half = raw.dtype == np.float16
-    src = raw.view(np.uint16) if half else raw
-    if not half and src.dtype not in (np.float32, np.float64):
+    src = raw.view(np.uint16) if raw.dtype == np.float16 else raw
+    if src.dtype not in (np.uint16, np.float32, np.float64):
         src = src.astype(np.float32)
     m = np.zeros(1, np.float64) if mean is None else np.ascontiguousarray(mean, dtype=np.float64)
     p = np.ascontiguousarray(present, dtype=np.bool_)
-    if half:
-        _normalise_layer_f16(src, int(k), cols, p, m, mean is not None, out)
-    else:
-        _normalise_layer_float(src, int(k), cols, p, m, mean is not None, out)
+    (_normalise_layer_nb if parallel else _normalise_layer_1t)(src, int(k), cols, p, m, mean is not None, out)
+    return out
+
+
+# ---------------------------------------------------------------------------------------------
+# BLAS syrk without the GIL (SciPy's own BLAS through scipy.linalg.cython_blas)
+# ---------------------------------------------------------------------------------------------
+def _cython_blas(name: str):
+    """A ctypes function for SciPy's Fortran-convention BLAS routine `name` (all arguments by
+    pointer), so Numba can call it with the GIL released."""
+    import ctypes
+
+    from scipy.linalg import cython_blas
+    cap = cython_blas.__pyx_capi__[name]
+    api = ctypes.pythonapi
+    api.PyCapsule_GetName.restype, api.PyCapsule_GetName.argtypes = ctypes.c_char_p, [ctypes.py_object]
+    api.PyCapsule_GetPointer.restype = ctypes.c_void_p
+    api.PyCapsule_GetPointer.argtypes = [ctypes.py_object, ctypes.c_char_p]
+    addr = api.PyCapsule_GetPointer(cap, api.PyCapsule_GetName(cap))
+    return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 10)(addr)
+
+
+_ssyrk = _cython_blas("ssyrk")
+_dsyrk = _cython_blas("dsyrk")
+
+
+@nb.njit(nogil=True)
+def _ssyrk_upper_nb(X, out):
+    L, n = X.shape
+    uplo = np.array([ord("L")], np.uint8)            # out's memory read in Fortran order:
+    trans = np.array([ord("T")], np.uint8)           # its lower triangle is out's upper one
+    dims = np.array([L, n, n, L], np.int32)          # n, k, lda, ldc
+    scal = np.array([1.0, 0.0], np.float32)          # alpha, beta
+    _ssyrk(uplo.ctypes, trans.ctypes, dims[0:].ctypes, dims[1:].ctypes, scal[0:].ctypes, X.ctypes,
+           dims[2:].ctypes, scal[1:].ctypes, out.ctypes, dims[3:].ctypes)
+
+
+@nb.njit(nogil=True)
+def _dsyrk_upper_nb(X, out):
+    L, n = X.shape
+    uplo = np.array([ord("L")], np.uint8)
+    trans = np.array([ord("T")], np.uint8)
+    dims = np.array([L, n, n, L], np.int32)
+    scal = np.array([1.0, 0.0], np.float64)
+    _dsyrk(uplo.ctypes, trans.ctypes, dims[0:].ctypes, dims[1:].ctypes, scal[0:].ctypes, X.ctypes,
+           dims[2:].ctypes, scal[1:].ctypes, out.ctypes, dims[3:].ctypes)
+
+
+def syrk_upper_nogil(X: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """out's upper triangle (diagonal included) := X X^T for a C-ordered X [L, n] (float32 or
+    float64) and a C-ordered out [L, L] of the same dtype; the strict lower part is not
+    written. BLAS syrk, called from Numba with the GIL released: several Python threads can
+    each run one on their own part of the sentences (with BLAS itself on one thread)."""
+    if not (X.flags.c_contiguous and out.flags.c_contiguous and X.dtype == out.dtype
+            and X.dtype in (np.float32, np.float64) and out.shape == (X.shape[0], X.shape[0])):
+        raise ValueError("syrk_upper_nogil: X [L, n] and out [L, L], C-ordered, both float32 or float64")
+    (_ssyrk_upper_nb if X.dtype == np.float32 else _dsyrk_upper_nb)(X, out)
     return out
 
 

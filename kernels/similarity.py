@@ -144,11 +144,11 @@ class NumpyGram:
         grams: dict = {g: [] for g, _ in spans}
         for kpos, raw in enumerate(layers):
             for (g, _), cs, ps in zip(spans, span_cols, span_present):
-                x = self._normalised(raw, kpos, cs, ps)
-                Gk = syrk_upper(x.reshape(L, -1), out=self._tri)
-                self._accumulate(self.G[kpos], Gk)
+                tris = self._gram(raw, kpos, cs, ps)
+                for tri in tris:
+                    self._accumulate(self.G[kpos], tri)
                 if g is not None:
-                    grams[g].append(Gk.astype(np.float32))
+                    grams[g].append((tris[0] if len(tris) == 1 else sum(tris[1:], tris[0])).astype(np.float32))
         out = []
         for (g, _), ps in zip(spans, span_present):
             pf = ps.astype(np.float32)
@@ -157,6 +157,12 @@ class NumpyGram:
             if g is not None:
                 out.append((g, np.stack(grams[g]), Cg.astype(np.float64)))
         return out
+
+    def _gram(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
+              ) -> list[np.ndarray]:
+        """[upper triangle of X X^T] for this layer's kept sentences (a list: see HybridGram)."""
+        L = present.shape[0]
+        return [syrk_upper(self._normalised(raw, kpos, cols, present).reshape(L, -1), out=self._tri)]
 
     @staticmethod
     def _accumulate(acc: np.ndarray, tri: np.ndarray) -> None:
@@ -195,31 +201,72 @@ def symmetrise_upper(G: np.ndarray) -> np.ndarray:
 
 
 class HybridGram(NumpyGram):
-    """The CPU default: one fused Numba pass for the element-wise work (float16 decoded by the
-    CPU's conversion instruction, norms in float64, scaling, masking, the kept sentences
-    gathered) into one reused buffer, which is the [L, s'*H] operand of BLAS syrk as is (one
-    triangle, written in place into another reused buffer, added to the float64 sums on the
-    triangle only): no copy and no temporary per block or layer."""
+    """The CPU default: the kept sentences of a block are split into one part per core, and
+    each part runs on its own thread, start to end: one fused Numba pass for the element-wise
+    work (float16 decoded by the CPU's conversion instruction, norms in float64, scaling,
+    masking) into the thread's reused buffer, which is the [L, s_t*H] operand of BLAS syrk as is
+    (one triangle into the thread's reused output), both with the GIL released and BLAS on one
+    thread (`threadpoolctl`, for the duration of `add`). The triangles are then added to the
+    float64 sums. OpenBLAS's own threaded syrk synchronises its threads many times per product:
+    on a loaded machine it took 1.7x the CPU time and 34x the wall time at 204 languages
+    (benchmarks/bench_similarity.py records the floor it sets, unloaded)."""
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, threads: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
-        self._buf = np.empty(0, self.dtype)
+        import numba
+        self.threads = max(1, int(threads or numba.get_num_threads()))
+        L = self.G.shape[1]
+        self._bufs = [np.empty(0, self.dtype) for _ in range(self.threads)]
+        self._tris = [self._tri] + [np.zeros((L, L), self.dtype) for _ in range(self.threads - 1)]
+        self._pool = ThreadPoolExecutor(self.threads, thread_name_prefix="babelmap-gram") \
+            if self.threads > 1 else None
+
+    def add(self, layers, present, groups=None, cols=None):
+        with _one_blas_thread():
+            return super().add(layers, present, groups, cols)
+
+    def _part(self, t: int, raw: np.ndarray, kpos: int, cols: np.ndarray, present: np.ndarray) -> np.ndarray:
+        from babelmap.kernels.numba_kernels import normalise_layer, syrk_upper_nogil
+        L, n, H = present.shape[0], len(cols), raw.shape[3]
+        if self._bufs[t].size < L * n * H:
+            self._bufs[t] = np.empty(L * n * H, self.dtype)
+        x = self._bufs[t][:L * n * H].reshape(L, n, H)
+        mean = None if self.mean is None else self.mean[kpos]
+        normalise_layer(raw, 0, present, self.dtype, mean, x, cols, parallel=False)
+        return syrk_upper_nogil(x.reshape(L, -1), self._tris[t])
+
+    def _gram(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
+              ) -> list[np.ndarray]:
+        cols = np.arange(raw.shape[2]) if cols is None else np.asarray(cols)
+        parts = np.array_split(np.arange(len(cols)), min(self.threads, max(1, len(cols))))
+        if len(parts) == 1:
+            return [self._part(0, raw, kpos, cols, present)]
+        futures = [self._pool.submit(self._part, t, raw, kpos, cols[p], present[:, p])
+                   for t, p in enumerate(parts)]
+        return [f.result() for f in futures]
 
     @staticmethod
     def _accumulate(acc: np.ndarray, tri: np.ndarray) -> None:
         from babelmap.kernels.numba_kernels import add_upper
         add_upper(acc, tri)
 
-    def _normalised(self, raw: np.ndarray, kpos: int, cols: np.ndarray | None, present: np.ndarray
-                    ) -> np.ndarray:
-        from babelmap.kernels.numba_kernels import normalise_layer
-        L, _, s, H = raw.shape
-        n = s if cols is None else len(cols)
-        if self._buf.size < L * n * H:
-            self._buf = np.empty(L * n * H, self.dtype)
-        out = self._buf[:L * n * H].reshape(L, n, H)
-        mean = None if self.mean is None else self.mean[kpos]
-        return normalise_layer(raw, 0, present, self.dtype, mean, out, cols)
+    def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+
+
+_BLAS_CONTROLLER = None
+
+
+def _one_blas_thread():
+    """A context in which the BLAS libraries run on the calling thread only (threadpoolctl)."""
+    global _BLAS_CONTROLLER
+    from threadpoolctl import ThreadpoolController
+
+    import babelmap.kernels.numba_kernels  # noqa: F401  (loads SciPy's BLAS first: the controller sees the libraries loaded now)
+    if _BLAS_CONTROLLER is None:
+        _BLAS_CONTROLLER = ThreadpoolController()
+    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
 
 
 def layer_sum_np(raw: np.ndarray, present: np.ndarray) -> np.ndarray:
@@ -438,6 +485,7 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
     if backend not in ("hybrid", "numpy", "torch-all"):
         raise BabelmapError(f"backend must be hybrid, numpy or torch-all, got {backend!r}")
     src, owned = _open(store)
+    acc = None
     try:
         L_all, K_all, S_all, H = src.shape
         langs, lang_arg = resolve_languages(src, languages)
@@ -497,6 +545,8 @@ def compute_similarity(store, *, layers: Sequence[int] | None = None, languages:
             attrs.update(unit, bootstrap_seed=int(seed), ci_level=float(ci))
         return SimilarityResult(langs, layer_list, sim, C.astype(np.int32), stderr, ci_low, ci_high, attrs)
     finally:
+        if acc is not None and hasattr(acc, "close"):
+            acc.close()
         if owned:
             src.close()
 
