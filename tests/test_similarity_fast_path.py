@@ -124,3 +124,57 @@ def test_sim_from_upper_mirrors_divides_and_marks_missing():
     want[:, d, d] = np.where(C[d, d] > 0, 1.0, np.nan)
     assert got.dtype == np.float32
     np.testing.assert_array_equal(got, want.astype(np.float32))
+
+
+def test_syrk_without_the_gil_from_two_threads():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from babelmap.kernels.numba_kernels import syrk_upper_nogil
+    rng = np.random.default_rng(10)
+    for dtype, rtol in ((np.float32, 1e-5), (np.float64, 1e-12)):
+        Xs = [rng.normal(size=(120, 700)).astype(dtype) for _ in range(4)]
+        outs = [np.zeros((120, 120), dtype) for _ in range(4)]
+        with ThreadPoolExecutor(2) as pool:
+            list(pool.map(syrk_upper_nogil, Xs, outs))
+        iu = np.triu_indices(120)
+        for X, out in zip(Xs, outs):
+            full = X.astype(np.float64) @ X.T.astype(np.float64)
+            np.testing.assert_allclose(out[iu], full[iu], rtol=rtol, atol=rtol * 700)
+            assert np.all(np.tril(out, -1) == 0)
+    with pytest.raises(ValueError):
+        syrk_upper_nogil(Xs[0][:, ::2], outs[0])                 # not C-ordered
+
+
+def test_hybrid_parts_run_on_their_threads_with_one_blas_thread(monkeypatch):
+    """The default backend: one part of the sentences per thread, BLAS on one thread meanwhile
+    (restored afterwards); same values with 1, 2 and 3 threads, and as the NumPy backend."""
+    import threading
+
+    from threadpoolctl import threadpool_info
+
+    from babelmap.kernels import similarity as sim_mod
+    from babelmap.kernels.similarity import HybridGram, similarity_from_arrays
+    rng = np.random.default_rng(11)
+    E = (rng.normal(size=(1, 2, 50, 16)) + rng.normal(size=(6, 2, 50, 16))).astype(np.float16)
+    M = rng.random((6, 50)) > 0.2
+    ref = similarity_from_arrays(E, M, backend="numpy", device="cpu")
+    before = [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"]
+    seen = []
+    real = HybridGram._part
+
+    def spy(self, t, raw, kpos, cols, present):
+        seen.append((threading.current_thread().name, len(cols),
+                     {d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"}))
+        return real(self, t, raw, kpos, cols, present)
+
+    monkeypatch.setattr(HybridGram, "_part", spy)
+    for threads in (1, 2, 3):
+        monkeypatch.setattr(sim_mod, "HybridGram", lambda *a, **k: HybridGram(*a, threads=threads, **k))
+        seen.clear()
+        r = similarity_from_arrays(E, M, device="cpu", block_sentences=50)
+        np.testing.assert_allclose(r.sim, ref.sim, atol=2e-6, equal_nan=True)
+        assert len(seen) == 2 * threads and all(blas == {1} for _, _, blas in seen)
+        assert sorted(n for _, n, _ in seen) == sorted([len(p) for p in np.array_split(np.arange(50), threads)] * 2)
+        if threads > 1:
+            assert {name for name, _, _ in seen} == {f"babelmap-gram_{i}" for i in range(threads)}
+    assert [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"] == before
