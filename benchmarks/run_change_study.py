@@ -428,12 +428,10 @@ def stage_correlate(args) -> dict:
                       "change_cosine_mean": float(np.nanmean(1 - res.cosine[r, others])),
                       "change_debiased_english": float(1 - res.cka_debiased[r, langs.index(ENG)])}
                      for r, k in enumerate(res.layers)]
-    timings = {}
-    for which in ("base", "tuned"):
-        for i in range(args.chunks):
-            f = Path(f"{chunk_path(args, which, i)}.timing.json")
-            if f.exists():
-                timings[f"{which}.c{i}"] = json.loads(f.read_text())
+    timings = {}  # every extraction this result is made of (here, or in the --reuse folders it was cut from)
+    for folder in [args.work, *(args.reuse or [])]:
+        for f in sorted(Path(folder).glob("*.c*.h5.timing.json")):
+            timings[f"{folder}/{f.name[:-len('.timing.json')]}"] = json.loads(f.read_text())
     out = {"what": "representation change (CKA) of the default model fine-tuned on the English topic task, "
                    "over the FLORES dev held-out topic sentences, vs distance from English and zero-shot transfer loss",
            "command": " ".join(sys.argv), "checkpoint": str(args.ckpt), "languages": len(langs),
