@@ -259,15 +259,12 @@ def check_head_against_model(args, sp: dict, head, n: int = 24) -> dict:
     model, tok, prefix = load_classifier(args.ckpt)
     with open_store(chunk_path(args, "tuned", 0)) as st:
         ids = st.sentence_ids[:n]
+        E = np.asarray(st.embeddings(ENG, len(st.layers) - 1), dtype=np.float64)[:n]
     flores = read_corpus(args.flores / "dev", "flores").select(languages=[ENG])
     text = dict(zip(flores.sentence_ids, flores.text(ENG)))
     enc = tok([PREFIX + text[i] for i in ids], padding=True, truncation=True, max_length=512, return_tensors="pt")
     with torch.no_grad():
-        out = model(**enc)
-    logits = (out["logits"] if isinstance(out, dict) else getattr(out, "logits", out[0])).double().numpy()
-    with open_store(chunk_path(args, "tuned", 0)) as st:
-        cols = [st.sentence_ids.index(i) for i in ids]
-        E = np.asarray(st.embeddings(ENG, len(st.layers) - 1), dtype=np.float64)[cols]
+        logits = model(**enc).logits.double().numpy()
     W, b, names, _ = head
     mine = E @ W.T + b
     order = [names.index(c) for c in sp["categories"] if c in names]
