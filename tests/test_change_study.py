@@ -198,3 +198,25 @@ def test_partial_spearman_against_the_precision_matrix_and_a_loop():
     # ... while a measure that follows x beyond z keeps a strong partial correlation
     pc2 = partial_correlate_change(res, dict(zip(langs, y2)), ctrl, source=langs[0], bootstrap=0)
     assert pc2.rho[0] > 0.6 and pc2.p[0] < 1e-4 and np.isnan(pc2.low[0])
+
+
+def test_cli_correlates_the_cosine_change(tmp_path, capsys):
+    import pandas as pd
+    from scipy.stats import spearmanr
+
+    from babelmap.cli import main
+
+    langs = ["eng_Latn", "deu_Latn", "fra_Latn", "spa_Latn", "ita_Latn", "por_Latn", "nld_Latn", "swe_Latn",
+             "fin_Latn", "tur_Latn", "rus_Cyrl", "arb_Arab", "hin_Deva", "zho_Hans", "jpn_Jpan"]
+    res = _synthetic(langs, seed=4)
+    res.save(tmp_path / "change.h5")
+    acc = np.random.default_rng(6).uniform(0.3, 0.8, 15)
+    pd.DataFrame({"source": langs[0], "target": langs, "score": acc}).to_csv(tmp_path / "t.tsv", sep="\t", index=False)
+    assert main(["compare", str(tmp_path / "change.h5"), "--source", langs[0], "--change", "cosine",
+                 "--transfer", str(tmp_path / "t.tsv"), "--bootstrap", "20",
+                 "--correlations", str(tmp_path / "corr.tsv")]) == 0
+    assert "1 - cosine" in capsys.readouterr().out
+    corr = pd.read_csv(tmp_path / "corr.tsv", sep="\t")
+    assert set(corr.change) == {"cosine"}
+    for k in range(3):
+        assert corr.spearman[k] == pytest.approx(spearmanr(1 - res.cosine[k, 1:], acc[1:])[0], abs=1e-12)
