@@ -154,6 +154,15 @@ class ChangeCorrelation:
                              "spearman_low": self.spearman_low, "spearman_high": self.spearman_high})
 
 
+def _targets(result: CKAResult, source: str, include_source: bool, *values: Mapping[str, float]):
+    """The result's languages that have a finite value in every mapping (the source left out
+    unless asked): (ids, their columns in the result, one float64 array per mapping)."""
+    langs = [l for l in result.languages if (include_source or l != source)
+             and all(l in m and np.isfinite(m[l]) for m in values)]
+    return (langs, [result.languages.index(l) for l in langs],
+            [np.array([m[l] for l in langs], dtype=np.float64) for m in values])
+
+
 def correlate_change(result: CKAResult, values: Mapping[str, float], *, source: str, name: str = "measure",
                      change: str = "cka_linear", bootstrap: int = 1000, level: float = 0.95, seed: int = 0,
                      include_source: bool = False, min_languages: int = 3) -> ChangeCorrelation:
@@ -164,10 +173,7 @@ def correlate_change(result: CKAResult, values: Mapping[str, float], *, source: 
 
     ch = result.change(change)  # [K, L]
     K = len(result.layers)
-    langs = [l for l in result.languages if l in values and np.isfinite(values[l])
-             and (include_source or l != source)]
-    cols = [result.languages.index(l) for l in langs]
-    v = np.array([values[l] for l in langs], dtype=np.float64)
+    langs, cols, (v,) = _targets(result, source, include_source, values)
     arrs = {k: np.full(K, np.nan) for k in ("pearson", "pearson_p", "spearman", "spearman_p", "pearson_low",
                                           "pearson_high", "spearman_low", "spearman_high")}
     n = np.zeros(K, dtype=np.int64)
@@ -233,11 +239,7 @@ def partial_correlate_change(result: CKAResult, values: Mapping[str, float], con
     explains? Percentile bootstrap over languages, the same resamples as `correlate_change`."""
     from scipy.stats import t as student_t
     ch = result.change(change)
-    langs = [l for l in result.languages if l != source and l in values and l in control
-             and np.isfinite(values[l]) and np.isfinite(control[l])]
-    cols = [result.languages.index(l) for l in langs]
-    v = np.array([values[l] for l in langs], dtype=np.float64)
-    z = np.array([control[l] for l in langs], dtype=np.float64)
+    langs, cols, (v, z) = _targets(result, source, False, values, control)
     K = len(result.layers)
     out = {k: np.full(K, np.nan) for k in ("rho", "p", "low", "high")}
     n = np.zeros(K, dtype=np.int64)

@@ -42,19 +42,12 @@ def log(msg: str) -> None:
 # split: the held-out sentences of the fine-tuning task
 # --------------------------------------------------------------------------------------------
 def held_out_split(flores: Path, start: int = 300, test_fraction: float = 0.3, seed: int = 0) -> dict:
-    """The fine-tuning task's split, reproduced: labelled FLORES dev sentences after `start`,
-    whole articles to one side (analysis.probe.split_by_article, per category). Returns
-    {"train": ids, "test": ids, "label": {id: class}, "article": {id: url}, "categories": names}."""
-    from babelmap.analysis.probe import split_by_article
-    from babelmap.analysis.topics import CATEGORIES, read_flores_topics
-    lab = read_flores_topics(flores / "metadata_dev.tsv").labelled()
-    keep = [i for i, s in enumerate(lab.sentence_ids) if int(s.split(":")[1]) > start]
-    ids = [lab.sentence_ids[i] for i in keep]
-    arts = [lab.articles[i] for i in keep]
-    y = [CATEGORIES.index(lab.categories[i]) for i in keep]
-    tr, te = split_by_article(arts, y, test_fraction=test_fraction, seed=seed)
-    return {"train": [s for s, t in zip(ids, tr) if t], "test": [s for s, t in zip(ids, te) if t],
-            "label": dict(zip(ids, y)), "article": dict(zip(ids, arts)), "categories": list(CATEGORIES)}
+    """The fine-tuning task's split, as the forgetting study makes it (run_forgetting.topic_split:
+    labelled FLORES dev sentences after `start`, whole articles to one side per category).
+    Returns {"train": ids, "test": ids, "label": {id: class}, "article": {id: url}, "categories": names}."""
+    from run_forgetting import topic_split
+    train, test, label, article, names = topic_split(flores, start, test_fraction, seed)
+    return {"train": train, "test": test, "label": label, "article": article, "categories": names}
 
 
 def split_ids(split_json: Path) -> tuple[list[str] | None, list[str] | None]:

@@ -107,19 +107,27 @@ def test_scatter_figure(tmp_path):
     assert all(f.stat().st_size > 5000 for f in files)
 
 
-def test_held_out_split_is_the_forgetting_study_split():
+def test_held_out_split_is_whole_articles_after_the_adjustment_pairs():
     from conftest import shared
+
+    from babelmap.analysis.topics import read_flores_topics
 
     flores = shared("flores200")
     sys.path.insert(0, str(ROOT / "benchmarks"))
     from run_change_study import held_out_split
-    from run_forgetting import topic_split
 
     sp = held_out_split(flores, 300, 0.3, 0)
-    tr, te, label, article, names = topic_split(flores, 300, 0.3, 0)
-    assert sp["test"] == te and sp["train"] == tr and sp["categories"] == names
-    assert not {article[s] for s in tr} & {article[s] for s in te}  # no article on both sides
-    assert all(int(s.split(":")[1]) > 300 for s in te) and 120 < len(te) < 250
+    tr, te = sp["train"], sp["test"]
+    lab = read_flores_topics(flores / "metadata_dev.tsv")
+    after = [s for s, c in zip(lab.sentence_ids, lab.categories) if c is not None and int(s.split(":")[1]) > 300]
+    assert sorted(tr + te, key=lambda s: int(s[4:])) == after  # every labelled sentence after dev:300, once
+    art = dict(zip(lab.sentence_ids, lab.articles))
+    assert sp["article"] == {s: art[s] for s in after}
+    assert not {art[s] for s in tr} & {art[s] for s in te}  # no article on both sides
+    n_art = len({art[s] for s in after})
+    assert 0.2 < len({art[s] for s in te}) / n_art < 0.4  # about 30% of the articles held out
+    assert sp["categories"][sp["label"][te[0]]] == lab.categories[lab.sentence_ids.index(te[0])]
+    assert held_out_split(flores, 300, 0.3, 0)["test"] == te != held_out_split(flores, 300, 0.3, 1)["test"]
 
 
 def test_cut_store_subsets_and_joins_sentence_sets(tmp_path):
