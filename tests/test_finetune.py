@@ -133,7 +133,6 @@ def test_mean_head_learns_a_separable_task_and_lrs_are_separate(tiny, tmp_path):
     the alphabet task to 100 %; with a near-zero encoder rate only the head moves."""
     import shutil
 
-    import torch
     from safetensors.torch import load_file
     derived = tmp_path / "derived"
     shutil.copytree(tiny, derived)

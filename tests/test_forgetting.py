@@ -126,6 +126,7 @@ def test_finetune_with_and_without_the_alignment_loss(tiny_bert, tmp_path):
     zero = ContinualAlignment(pairs(), Collator(tok), alpha=0.0, reference=None, batch_size=4)
     same = finetune(tiny_bert, train, tmp_path / "zero", extra_loss=zero, **kw)
     assert extra.calls == 2 * 3 == zero.calls  # every step: 24 examples / 8 per batch x 2 epochs
+    assert same.epoch_loss == pytest.approx(plain.epoch_loss, abs=1e-6)
     assert plain.settings["freeze_embeddings"] and "ContinualAlignment" in cont.settings["extra_loss"]
     w = {n: load_file(str(tmp_path / n / "model.safetensors")) for n in ("plain", "cont", "zero")}
     key = "encoder.layer.0.attention.self.query.weight"
