@@ -5,10 +5,15 @@ Store: L languages x K hidden states x S sentences x H dims, float16 on disk (de
 200 x 384 = 1.9 GiB; the issue's 1000 sentences would be 9.6 GiB, use --sentences 1000).
 Measured, each phase in its own subprocess (own peak RSS), interleaved sim, syrk, syrk, sim:
   sim        compute_similarity over the whole store (default CPU backend: per hidden state, a
-             read into a reused buffer, one fused Numba pass, one triangle through BLAS ssyrk)
-  syrk       the floor: BLAS ssyrk alone (SciPy) over the same data already in memory, the same
-             products as sim makes (K * n_blocks products of [L, s*H] float32, s = sim's block),
-             each operand contiguous (no copy by SciPy) and written into one reused output
+             read into a reused buffer; the block's sentences split in one part per core, each
+             part normalised by Numba and multiplied by BLAS ssyrk (one BLAS thread) on its thread)
+  syrk       the floor: BLAS ssyrk alone (SciPy, its own threads) over the same data already in
+             memory, the same products as sim makes (K * n_blocks products of [L, s*H] float32,
+             s = sim's block), each operand contiguous (no copy by SciPy) and written into one
+             reused output
+  parts      sim's own floor: the same products as sim makes them (each block's s sentences in
+             one part per core, ssyrk on one BLAS thread per part, the parts on their threads),
+             data already in memory: what sim adds to its products is sim / parts
   tri        one triangle through torch/MKL GEMMs on blocked halves (the GPU backend's Gram,
              here on the CPU), same products
   gemm       the former floor: a full GEMM (torch/MKL) of the same products, for comparison
@@ -186,6 +191,36 @@ def phase_syrk(a) -> dict:
             "gflop_triangle": 1.0 * L * (L + 1) * S * H * K / 1e9}
 
 
+def phase_parts(a) -> dict:
+    """The products sim makes, as it makes them, data in memory (see the module docstring)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numba
+
+    from babelmap.kernels.numba_kernels import syrk_upper_nogil
+    from babelmap.kernels.similarity import _one_blas_thread
+    L, K, S, H, s = _floor_products(a)
+    T = numba.get_num_threads()
+    rng = np.random.default_rng(0)
+    X = {}
+    for b0 in range(0, S, s):                        # one contiguous operand per part width
+        for p in np.array_split(np.arange(min(s, S - b0)), T):
+            if len(p) not in X:
+                X[len(p)] = rng.standard_normal((L, len(p) * H), dtype=np.float32)
+                X[len(p)] /= np.linalg.norm(X[len(p)], axis=1, keepdims=True)
+    outs = [np.zeros((L, L), np.float32) for _ in range(T)]
+    n = 0
+    with ThreadPoolExecutor(T) as pool, _one_blas_thread():
+        c0, t0 = time.process_time(), time.perf_counter()
+        for _k in range(K):
+            for b0 in range(0, S, s):
+                parts = np.array_split(np.arange(min(s, S - b0)), T)
+                list(pool.map(lambda t: syrk_upper_nogil(X[len(parts[t])], outs[t]), range(T)))
+                n += T
+        wall, cpu = time.perf_counter() - t0, time.process_time() - c0
+    return {"seconds": wall, "cpu_seconds": cpu, "products": n, "threads": T}
+
+
 def phase_tri(a) -> dict:
     """One triangle through torch/MKL GEMMs on blocked halves (what the default backend runs),
     same products, data in memory."""
@@ -291,7 +326,7 @@ def phase_reference(a) -> dict:
     return {"seconds": time.perf_counter() - t0, "languages": len(langs), "sentences": S}
 
 
-PHASES = {"sim": phase_sim, "syrk": phase_syrk, "tri": phase_tri, "gram": phase_gram, "read": phase_read,
+PHASES = {"sim": phase_sim, "syrk": phase_syrk, "parts": phase_parts, "tri": phase_tri, "gram": phase_gram, "read": phase_read,
           "reference": phase_reference}
 
 
@@ -356,8 +391,8 @@ def main() -> int:
         write_s = make_store(a.store, L, K, S, H)
         print(f"  written in {write_s:.1f} s", flush=True)
     try:
-        order = ["sim", "syrk", "tri", "gram", "read", "read", "gram", "tri", "syrk", "sim"]   # A B C D E E D C B A
-        order += ["sim", "syrk", "tri", "tri", "syrk", "sim"] * (a.repeats - 1)
+        order = ["sim", "syrk", "parts", "tri", "gram", "read", "read", "gram", "tri", "parts", "syrk", "sim"]
+        order += ["sim", "syrk", "parts", "parts", "syrk", "sim"] * (a.repeats - 1)    # A B C ... C B A
         if a.before:                                     # sim before syrk ... syrk before sim
             order = order[:1] + ["before"] + order[1:-1] + ["before"] + order[-1:]
         runs: dict[str, list] = {}
@@ -418,6 +453,11 @@ def main() -> int:
         "syrk_gflops_triangle": runs["syrk"][0]["gflop_triangle"] / syrk,
         **extra,
     }
+    parts = mean("parts")
+    parts_cpu = float(np.mean([r["cpu_seconds"] for r in runs["parts"]]))
+    sim_cpu = float(np.mean([r["cpu_seconds"] for r in runs["sim"]]))
+    summary.update(parts_seconds=parts, parts_cpu_seconds=parts_cpu, ratio_to_own_products=sim / parts,
+                   ratio_to_own_products_cpu_time=sim_cpu / parts_cpu)
     if a.before:
         before = mean("before")
         before_cpu = float(np.mean([r["cpu_seconds"] for r in runs["before"]]))
@@ -450,6 +490,9 @@ def main() -> int:
          f"threads {summary['machine']['threads']}"),
         ("memory bound (docstring formula)", f"{bound_mib:.0f} MiB", ""),
     ]
+    rows.insert(4, ("sim's own products alone (parts per core), in memory", f"{parts:.1f} s",
+                    f"sim / this = {sim / parts:.2f}x wall, {sim_cpu / parts_cpu:.2f}x CPU time "
+                    f"(what the reads and the element-wise pass add)"))
     if a.before:
         rows.insert(1, (f"  before: kernels of {a.before}", f"{summary['before_seconds']:.1f} s",
                         f"{summary['before_ratio_to_syrk_floor']:.2f}x the floor wall, "

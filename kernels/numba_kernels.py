@@ -228,11 +228,12 @@ def normalise_layer(raw: np.ndarray, k: int, present: np.ndarray, dtype=np.float
 
 
 # ---------------------------------------------------------------------------------------------
-# BLAS syrk without the GIL (SciPy's own BLAS through scipy.linalg.cython_blas)
+# BLAS syrk without the GIL (SciPy's own BLAS through scipy.linalg.cython_blas and ctypes;
+# SciPy's Python wrappers hold the GIL during the call)
 # ---------------------------------------------------------------------------------------------
 def _cython_blas(name: str):
     """A ctypes function for SciPy's Fortran-convention BLAS routine `name` (all arguments by
-    pointer), so Numba can call it with the GIL released."""
+    pointer: addresses), called with the GIL released."""
     import ctypes
 
     from scipy.linalg import cython_blas
@@ -245,41 +246,32 @@ def _cython_blas(name: str):
     return ctypes.CFUNCTYPE(None, *[ctypes.c_void_p] * 10)(addr)
 
 
-_ssyrk = _cython_blas("ssyrk")
-_dsyrk = _cython_blas("dsyrk")
-
-
-@nb.njit(nogil=True)
-def _ssyrk_upper_nb(X, out):
-    L, n = X.shape
-    uplo = np.array([ord("L")], np.uint8)            # out's memory read in Fortran order:
-    trans = np.array([ord("T")], np.uint8)           # its lower triangle is out's upper one
-    dims = np.array([L, n, n, L], np.int32)          # n, k, lda, ldc
-    scal = np.array([1.0, 0.0], np.float32)          # alpha, beta
-    _ssyrk(uplo.ctypes, trans.ctypes, dims[0:].ctypes, dims[1:].ctypes, scal[0:].ctypes, X.ctypes,
-           dims[2:].ctypes, scal[1:].ctypes, out.ctypes, dims[3:].ctypes)
-
-
-@nb.njit(nogil=True)
-def _dsyrk_upper_nb(X, out):
-    L, n = X.shape
-    uplo = np.array([ord("L")], np.uint8)
-    trans = np.array([ord("T")], np.uint8)
-    dims = np.array([L, n, n, L], np.int32)
-    scal = np.array([1.0, 0.0], np.float64)
-    _dsyrk(uplo.ctypes, trans.ctypes, dims[0:].ctypes, dims[1:].ctypes, scal[0:].ctypes, X.ctypes,
-           dims[2:].ctypes, scal[1:].ctypes, out.ctypes, dims[3:].ctypes)
+_SYRK = {}
 
 
 def syrk_upper_nogil(X: np.ndarray, out: np.ndarray) -> np.ndarray:
     """out's upper triangle (diagonal included) := X X^T for a C-ordered X [L, n] (float32 or
     float64) and a C-ordered out [L, L] of the same dtype; the strict lower part is not
-    written. BLAS syrk, called from Numba with the GIL released: several Python threads can
-    each run one on their own part of the sentences (with BLAS itself on one thread)."""
+    written. BLAS syrk through ctypes, which releases the GIL during the call: several Python
+    threads can each run one on their own part of the sentences (with BLAS itself on one
+    thread). out's memory read in Fortran order is out^T, whose lower triangle is filled."""
+    import ctypes
     if not (X.flags.c_contiguous and out.flags.c_contiguous and X.dtype == out.dtype
             and X.dtype in (np.float32, np.float64) and out.shape == (X.shape[0], X.shape[0])):
         raise ValueError("syrk_upper_nogil: X [L, n] and out [L, L], C-ordered, both float32 or float64")
-    (_ssyrk_upper_nb if X.dtype == np.float32 else _dsyrk_upper_nb)(X, out)
+    single = X.dtype == np.float32
+    name = "ssyrk" if single else "dsyrk"
+    if name not in _SYRK:
+        _SYRK[name] = _cython_blas(name)
+    scalar = ctypes.c_float if single else ctypes.c_double
+    L, n = X.shape
+    ints = (ctypes.c_int * 4)(L, n, n, L)                       # n, k, lda, ldc
+    alpha, beta = scalar(1.0), scalar(0.0)
+    uplo, trans = ctypes.c_char(b"L"), ctypes.c_char(b"T")
+    step = ctypes.sizeof(ctypes.c_int)
+    base = ctypes.addressof(ints)
+    _SYRK[name](ctypes.addressof(uplo), ctypes.addressof(trans), base, base + step, ctypes.addressof(alpha),
+                X.ctypes.data, base + 2 * step, ctypes.addressof(beta), out.ctypes.data, base + 3 * step)
     return out
 
 

@@ -263,7 +263,7 @@ def _one_blas_thread():
     global _BLAS_CONTROLLER
     from threadpoolctl import ThreadpoolController
 
-    import babelmap.kernels.numba_kernels  # noqa: F401  (loads SciPy's BLAS first: the controller sees the libraries loaded now)
+    import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS first: the controller sees the libraries loaded then)
     if _BLAS_CONTROLLER is None:
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")

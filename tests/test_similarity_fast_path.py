@@ -175,6 +175,6 @@ def test_hybrid_parts_run_on_their_threads_with_one_blas_thread(monkeypatch):
         np.testing.assert_allclose(r.sim, ref.sim, atol=2e-6, equal_nan=True)
         assert len(seen) == 2 * threads and all(blas == {1} for _, _, blas in seen)
         assert sorted(n for _, n, _ in seen) == sorted([len(p) for p in np.array_split(np.arange(50), threads)] * 2)
-        if threads > 1:
-            assert {name for name, _, _ in seen} == {f"babelmap-gram_{i}" for i in range(threads)}
+        if threads > 1:                                # on the pool's threads, not the caller's
+            assert {name for name, _, _ in seen} <= {f"babelmap-gram_{i}" for i in range(threads)}
     assert [d["num_threads"] for d in threadpool_info() if d["user_api"] == "blas"] == before
