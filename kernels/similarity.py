@@ -9,9 +9,11 @@ shared sentences is one Gram matrix over the concatenated (sentence, hidden) axi
 G_k = X_k X_k^T with X_k = [L, S*H], and count is the Gram of the presence mask P P^T. So all
 pairs of all layers are BLAS-3 products, accumulated over sentence blocks of the store (blocks
 aligned to its HDF5 chunks), one hidden state at a time, while a background thread reads the
-next one. G_k is symmetric: only its upper triangle is computed (BLAS syrk on the CPU, written
-in place into a reused buffer; GEMMs on blocked halves through torch on the GPU: 5/8 of a full
-GEMM's work) and mirrored at the end. Only the hidden states asked for are read from disk.
+next one. G_k is symmetric: only its upper triangle is computed (BLAS syrk on the CPU: the
+block's sentences split in one part per core, each part normalised and multiplied on its own
+thread, written in place into reused buffers; GEMMs on blocked halves through torch on the GPU:
+5/8 of a full GEMM's work) and mirrored at the end. Only the hidden states asked for are read
+from disk. benchmarks/bench_similarity.py measures it against the BLAS floor in the same run.
 
 Conventions: the diagonal is 1 (with count = the language's number of sentences); a pair that
 shares no sentence has count 0 and sim NaN (also on the diagonal of a language without any
@@ -208,8 +210,8 @@ class HybridGram(NumpyGram):
     (one triangle into the thread's reused output), both with the GIL released and BLAS on one
     thread (`threadpoolctl`, for the duration of `add`). The triangles are then added to the
     float64 sums. OpenBLAS's own threaded syrk synchronises its threads many times per product:
-    on a loaded machine it took 1.7x the CPU time and 34x the wall time at 204 languages
-    (benchmarks/bench_similarity.py records the floor it sets, unloaded)."""
+    with other jobs on the 2 cores (load 4-6) it took 1.7x the CPU time of two single-threaded
+    halves at 1000 languages, and 34x the wall time for one [204, 40320] product."""
 
     def __init__(self, *args, threads: int | None = None, **kwargs):
         super().__init__(*args, **kwargs)
