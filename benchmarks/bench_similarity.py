@@ -326,8 +326,8 @@ def phase_reference(a) -> dict:
     return {"seconds": time.perf_counter() - t0, "languages": len(langs), "sentences": S}
 
 
-PHASES = {"sim": phase_sim, "syrk": phase_syrk, "parts": phase_parts, "tri": phase_tri, "gram": phase_gram, "read": phase_read,
-          "reference": phase_reference}
+PHASES = {"sim": phase_sim, "syrk": phase_syrk, "parts": phase_parts, "tri": phase_tri, "gram": phase_gram,
+          "read": phase_read, "reference": phase_reference}
 
 
 def run_phase(name: str, a, **extra) -> dict:

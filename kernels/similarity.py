@@ -138,7 +138,6 @@ class NumpyGram:
             cols: np.ndarray | None = None) -> list[tuple[int, np.ndarray, np.ndarray]]:
         """Accumulate one block (see the class docstring); returns [(group, G_g [K, L, L]
         float32, C_g [L, L])] when `groups`, else []."""
-        L = present.shape[0]
         spans = [(None, None)] if groups is None else \
             [(int(g), np.flatnonzero(groups == g)) for g in np.unique(groups)]
         span_cols = [cols if sel is None else (sel if cols is None else cols[sel]) for _, sel in spans]
@@ -265,7 +264,7 @@ def _one_blas_thread():
     global _BLAS_CONTROLLER
     from threadpoolctl import ThreadpoolController
 
-    import scipy.linalg.cython_blas  # noqa: F401  (load SciPy's BLAS first: the controller sees the libraries loaded then)
+    import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS loaded: the controller sees what is loaded)
     if _BLAS_CONTROLLER is None:
         _BLAS_CONTROLLER = ThreadpoolController()
     return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
