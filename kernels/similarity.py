@@ -27,7 +27,8 @@ per block = one chunk row or more):
   + accumulators            (K' + 1) * L'^2 * 8
   + bootstrap (B > 0)       n_blocks * (K' + 1) * L'(L'-1)/2 * 4   (n_blocks = sentences / bootstrap_block)
 e.g. 1000 languages x 13 hidden states x 105 sentences per block x 384 (float16): 0.15 + 0.15 +
-0.004 + 0.1 GB ~ 0.4 GB (reading whole blocks of all hidden states at once took 2.5 GiB).
+0.004 + 0.1 GB ~ 0.4 GB; measured peak RSS of the whole process (torch loaded): 0.9 GiB
+(benchmarks/bench_similarity.py; reading whole blocks of all hidden states at once took 2.6 GiB).
 """
 from __future__ import annotations
 
