@@ -257,18 +257,13 @@ class HybridGram(NumpyGram):
             self._pool.shutdown(wait=True)
 
 
-_BLAS_CONTROLLER = None
-
-
 def _one_blas_thread():
-    """A context in which the BLAS libraries run on the calling thread only (threadpoolctl)."""
-    global _BLAS_CONTROLLER
+    """A context in which the BLAS libraries run on the calling thread only (threadpoolctl).
+    The controller is made anew each time: a BLAS loaded since (numpy's, torch's) is limited too."""
     from threadpoolctl import ThreadpoolController
 
     import scipy.linalg.cython_blas  # noqa: F401  (SciPy's BLAS loaded: the controller sees what is loaded)
-    if _BLAS_CONTROLLER is None:
-        _BLAS_CONTROLLER = ThreadpoolController()
-    return _BLAS_CONTROLLER.limit(limits=1, user_api="blas")
+    return ThreadpoolController().limit(limits=1, user_api="blas")
 
 
 def layer_sum_np(raw: np.ndarray, present: np.ndarray) -> np.ndarray:

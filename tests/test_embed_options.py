@@ -86,7 +86,7 @@ def test_speech_model_without_the_speech_module_is_a_clear_error(speech_dir, mon
 def test_speech_model_goes_to_the_speech_module(speech_dir, monkeypatch):
     calls = []
     fake = types.ModuleType("babelmap.engine.models.speech")
-    fake.load_speech_model = lambda path, config, device, dtype: calls.append((path, config.model_type, device,
+    fake.load_speech_model = lambda path, config, device, dtype, **kw: calls.append((path, config.model_type, device,
                                                                               dtype)) or "speech-lm"
     monkeypatch.setitem(sys.modules, "babelmap.engine.models.speech", fake)
     assert load_model(str(speech_dir), device="cpu", dtype="bfloat16") == "speech-lm"
