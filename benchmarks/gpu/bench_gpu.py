@@ -143,72 +143,67 @@ def plain_loop(lm, texts: dict[str, list[str]], dev: torch.device, cap_s: float 
     return n, tokens, True
 
 
+def padded_batches(lm, ids: list[list[int]], order, dev: torch.device, size: int = 256) -> list[dict]:
+    """Batches of `size` token-id rows taken in `order`, padded by the extraction's own
+    `collate`, already on the device."""
+    from babelmap.engine.batching import collate
+    out = []
+    for i in range(0, len(order), size):
+        rows = np.asarray(order[i:i + size])
+        width = max(len(ids[j]) for j in rows)
+        out.append({k: v.to(dev) for k, v in collate(ids, rows, width, lm.tokenizer).items()})
+    return out
+
+
+def by_length(ids: list[list[int]]) -> list[int]:
+    return sorted(range(len(ids)), key=lambda i: len(ids[i]))
+
+
 @torch.inference_mode()
-def bare_forward(lm, texts: list[str], dev: torch.device) -> tuple[float, int]:
+def bare_forward(lm, ids: list[list[int]], dev: torch.device) -> tuple[float, int]:
     """The device-bound floor: pre-tokenized, length-sorted batches of 256 already on the
     device, forward with all hidden states, nothing pooled or copied back. (seconds, padded)."""
-    enc = lm.tokenizer([lm.prefix + t for t in texts], truncation=True, max_length=lm.max_length)["input_ids"]
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
-    pad = lm.tokenizer.pad_token_id or 0
-    batches, padded = [], 0
-    for i in range(0, len(order), 256):
-        ids = [enc[j] for j in order[i:i + 256]]
-        width = max(map(len, ids))
-        x = torch.full((len(ids), width), pad, dtype=torch.long)
-        m = torch.zeros((len(ids), width), dtype=torch.long)
-        for r, row in enumerate(ids):
-            x[r, :len(row)] = torch.tensor(row)
-            m[r, :len(row)] = 1
-        batches.append((x.to(dev), m.to(dev)))
-        padded += x.numel()
-    lm.model(input_ids=batches[0][0], attention_mask=batches[0][1], output_hidden_states=True)  # warm
+    batches = padded_batches(lm, ids, by_length(ids), dev)
+    padded = sum(int(b["input_ids"].numel()) for b in batches)
+    lm.model(**batches[0], output_hidden_states=True)  # warm
     sync(dev)
     t = time.perf_counter()
-    for x, m in batches:
-        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    for b in batches:
+        lm.model(**b, output_hidden_states=True)
     sync(dev)
     return time.perf_counter() - t, padded
 
 
 @torch.inference_mode()
-def profile_forward(lm, texts: list[str], dev: torch.device, out: Path, n: int = 6) -> dict:
+def profile_forward(lm, ids: list[list[int]], dev: torch.device, out: Path, n: int = 6) -> dict:
     """Where a bare forward's time goes: `n` length-sorted batches of 256 from the middle of the
     corpus, timed (host clock, synchronised), then under torch.profiler (CPU and CUDA)."""
     from torch.profiler import ProfilerActivity, profile
-    enc = lm.tokenizer([lm.prefix + t for t in texts], truncation=True, max_length=lm.max_length)["input_ids"]
-    order = sorted(range(len(enc)), key=lambda i: len(enc[i]))
+    order = by_length(ids)
     mid = len(order) // 2
-    pad = lm.tokenizer.pad_token_id or 0
-    batches = []
-    for b in range(n):
-        ids = [enc[j] for j in order[mid + b * 256: mid + (b + 1) * 256]]
-        width = max(map(len, ids))
-        x = torch.full((len(ids), width), pad, dtype=torch.long)
-        m = torch.zeros((len(ids), width), dtype=torch.long)
-        for r, row in enumerate(ids):
-            x[r, :len(row)] = torch.tensor(row)
-            m[r, :len(row)] = 1
-        batches.append((x.to(dev), m.to(dev)))
-    for x, m in batches:  # warm (allocator, kernels)
-        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    batches = padded_batches(lm, ids, order[mid:mid + n * 256], dev)
+    n = len(batches)
+    for b in batches:  # warm (allocator, kernels)
+        lm.model(**b, output_hidden_states=True)
     sync(dev)
     t, c = time.perf_counter(), time.process_time()
-    for x, m in batches:
-        lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+    for b in batches:
+        lm.model(**b, output_hidden_states=True)
     sync(dev)
     wall, cpu = (time.perf_counter() - t) / n, (time.process_time() - c) / n
     with profile(activities=[ProfilerActivity.CPU, ProfilerActivity.CUDA]) as prof:
-        for x, m in batches:
-            lm.model(input_ids=x, attention_mask=m, output_hidden_states=True)
+        for b in batches:
+            lm.model(**b, output_hidden_states=True)
         sync(dev)
     ka = prof.key_averages()
     table = ka.table(sort_by="self_cpu_time_total", row_limit=25)
     cuda_table = ka.table(sort_by="self_device_time_total", row_limit=12)
-    out.write_text(f"{lm.name}: {n} batches of 256, width {batches[0][0].shape[1]}-{batches[-1][0].shape[1]}\n"
+    out.write_text(f"{lm.name}: {n} batches of 256, width {batches[0]['input_ids'].shape[1]}-{batches[-1]['input_ids'].shape[1]}\n"
                    f"per batch: wall {1e3 * wall:.2f} ms, process CPU {1e3 * cpu:.2f} ms\n\n{table}\n\n{cuda_table}\n")
-    dev_us = sum(e.self_device_time_total for e in ka) / n
+    # as the profiler's own table totals it: kernel events only (an op's CPU event repeats its kernels' time)
+    dev_us = sum(e.self_device_time_total for e in ka if e.device_type != torch.autograd.DeviceType.CPU) / n
     top = sorted(ka, key=lambda e: -e.self_cpu_time_total)[:8]
-    return {"batches": n, "batch": 256, "width": [int(batches[0][0].shape[1]), int(batches[-1][0].shape[1])],
+    return {"batches": n, "batch": 256, "width": [int(batches[0]["input_ids"].shape[1]), int(batches[-1]["input_ids"].shape[1])],
             "wall_ms_per_batch": 1e3 * wall, "process_cpu_ms_per_batch": 1e3 * cpu,
             "device_ms_per_batch_profiled": dev_us / 1e3,
             "top_self_cpu_ms_per_batch": {e.key: e.self_cpu_time_total / 1e3 / n for e in top},
@@ -227,7 +222,9 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
                 gemm_peak: float | None, small: bool, fixed_languages: int | None = None,
                 profile_out: Path | None = None) -> tuple[dict, object]:
     from babelmap.engine import extract as ex
+    from babelmap.engine.batching import token_ids
     from babelmap.engine.models import load_model
+    from babelmap.engine.store import open_store
     from babelmap.engine.throughput import device_peak, model_flops, non_embedding_parameters
 
     t = time.perf_counter()
@@ -255,11 +252,12 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
         secs = time.perf_counter() - t
     st = dict(ex.LAST_RUN)
     flat = [s for ts in texts.values() for s in ts]
-    counts = lm.token_counts(flat)
+    ids = token_ids(lm, flat)  # one tokenization for the counts, the bare forward and the profile
+    counts = [len(x) for x in ids]
     flops = model_flops(lm.model, counts)
     peak, source = device_peak(dev, lm.dtype)
-    bare_s, bare_padded = bare_forward(lm, flat, dev)
-    prof = profile_forward(lm, flat, dev, profile_out) if profile_out is not None and dev.type == "cuda" else None
+    bare_s, bare_padded = bare_forward(lm, ids, dev)
+    prof = profile_forward(lm, ids, dev, profile_out) if profile_out is not None and dev.type == "cuda" else None
     plain_loop(lm, {l: ts[:64] for l, ts in list(texts.items())[:2]}, dev)  # warm-up
     sync(dev)
     with BusySampler(dev) as busy_plain:
@@ -268,6 +266,9 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
         sync(dev)
         plain_s = time.perf_counter() - t
     tokens = int(sum(counts))
+
+    with open_store(out) as store:
+        store_bytes = store.disk_bytes
 
     def frac(f_per_s: float, p: float | None) -> float | None:
         return f_per_s / p if p and p == p else None
@@ -299,8 +300,7 @@ def bench_model(label: str, model, corpus, dev: torch.device, dtype: str, work: 
         "speedup_vs_plain_loop_tokens": (tokens / secs) / (tok_plain / plain_s),
         "ratio_to_bare_forward": secs / bare_s,
         "model_flops": flops, "peak_flops_datasheet": peak, "peak_source": source, "peak_flops_measured_gemm": gemm_peak,
-        "store": str(out), "store_bytes": sum(p.stat().st_size for p in work.rglob("*") if p.is_file()
-                                              and (p.name == f"{label}.h5" or p.parent.name == f"{label}.h5.shards")),
+        "store": str(out), "store_bytes": store_bytes,
     }
     return res, lm
 
